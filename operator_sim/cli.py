@@ -1,0 +1,117 @@
+"""The ``operator-sim`` command: parse arguments, build settings, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from operator_sim import __version__
+from operator_sim.errors import StartupError
+from operator_sim.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="operator-sim",
+        description="A simulated mobile operator for messenger identification (Decree No. 1801).",
+    )
+    parser.add_argument("--version", action="version", version=f"operator-sim {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the operator server",
+        description="Run the operator server. Every option is also an OPERATOR_SIM_* "
+        "environment variable; options given here win.",
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port; 0 picks a free one (default 8080)")
+    serve.add_argument("--db", type=Path, help="SQLite database file (default ./operator-sim.db)")
+    serve.add_argument("--fixture", type=Path, help="fixture file (default: the built-in one)")
+    serve.add_argument("--clock", help="real, scaled:N or manual (default real)")
+    serve.add_argument("--admin-token", help="admin API token (default: OPERATOR_SIM_ADMIN_TOKEN)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    serve.add_argument(
+        "--synchronous",
+        choices=["off", "normal", "full"],
+        help="SQLite durability: normal survives a process crash, full also a power loss",
+    )
+    serve.add_argument("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    fields = (
+        "host",
+        "port",
+        "db",
+        "fixture",
+        "clock",
+        "admin_token",
+        "log_level",
+        "log_format",
+        "synchronous",
+        "shutdown_timeout",
+    )
+    given: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    return Settings(**given)
+
+
+def _url(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _serve(settings: Settings) -> int:
+    from aiohttp import web
+
+    from operator_sim.logs import configure_logging
+    from operator_sim.server import create_app
+
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        print(f"listening on {_url(runner.addresses[0])}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return asyncio.run(_serve(settings))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        print(f"operator-sim: error: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"operator-sim: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"operator-sim: error: {exc}", file=sys.stderr)
+        return 1
+    return 2

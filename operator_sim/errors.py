@@ -1,0 +1,134 @@
+"""The domain error tree. No HTTP here: the server's middleware maps classes to statuses.
+
+::
+
+    OperatorSimError
+    ├── InputError                      the caller sent something we refuse
+    │   ├── InvalidJson                 body is not JSON at all
+    │   ├── ValidationFailed            JSON of the wrong shape
+    │   │   └── InvalidMsisdn           not canonical E.164
+    │   ├── UnsupportedMediaType        body without Content-Type: application/json
+    │   ├── PayloadTooLarge             body over the size limit
+    │   └── IdempotencyKeyReused        same Idempotency-Key, different body
+    ├── Unauthorized                    missing or wrong credentials
+    ├── NotFound                        unknown id, or another tenant's id
+    ├── MethodNotAllowed
+    ├── Conflict                        the request contradicts stored state
+    ├── InjectedFault                   a fault rule answers with an HTTP error
+    ├── StartupError                    the server cannot start as configured
+    │   ├── FixtureError                a fixture file is broken
+    │   └── SchemaError                 the database is not one we can open
+    └── StoreError                      the database failed underneath us
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OperatorSimError(Exception):
+    """Base of every error operator-sim raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class InputError(OperatorSimError):
+    """The request is malformed; nothing was changed."""
+
+
+class InvalidJson(InputError):
+    """The body is not valid JSON."""
+
+
+class ValidationFailed(InputError):
+    """The body is JSON but not of the documented shape."""
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+class InvalidMsisdn(ValidationFailed):
+    """A phone number that is not canonical E.164."""
+
+    def __init__(self, *, field: str = "msisdn") -> None:
+        super().__init__(
+            f"{field} must be canonical E.164: '+', a digit 1-9, then 6 to 14 digits",
+            errors=[{"loc": [field], "msg": "not canonical E.164"}],
+        )
+
+
+class UnsupportedMediaType(InputError):
+    """A body was sent without the JSON content type."""
+
+
+class PayloadTooLarge(InputError):
+    """The body exceeds the configured limit."""
+
+
+class IdempotencyKeyReused(InputError):
+    """An Idempotency-Key already bound to a request with a different body."""
+
+    def __init__(self, *, key: str) -> None:
+        super().__init__(
+            "this Idempotency-Key was used with a different request body; use a new key"
+        )
+        self.key = key
+
+
+class Unauthorized(OperatorSimError):
+    """Missing or wrong credentials."""
+
+
+class NotFound(OperatorSimError):
+    """No such resource visible to the caller."""
+
+    def __init__(self, *, kind: str, ident: str | None = None) -> None:
+        super().__init__(f"no such {kind}" if ident is None else f"no such {kind}: {ident}")
+        self.kind = kind
+        self.ident = ident
+
+
+class MethodNotAllowed(OperatorSimError):
+    """The route exists but not with this method."""
+
+
+class Conflict(OperatorSimError):
+    """The request contradicts the stored state."""
+
+
+class InjectedFault(OperatorSimError):
+    """A fault rule answers with an HTTP error status (and maybe Retry-After)."""
+
+    def __init__(self, *, status: int, retry_after: int | None, rule_id: str) -> None:
+        super().__init__(f"fault rule {rule_id} answered {status}")
+        self.status = status
+        self.retry_after = retry_after
+        self.rule_id = rule_id
+
+
+class StartupError(OperatorSimError):
+    """The server cannot start as configured."""
+
+
+class FixtureError(StartupError):
+    """A fixture file is broken; names the file, the field and the problem."""
+
+    def __init__(self, *, path: str, field: str, problem: str) -> None:
+        super().__init__(f"{path}: {field}: {problem}")
+        self.path = path
+        self.field = field
+        self.problem = problem
+
+
+class SchemaError(StartupError):
+    """The database cannot be opened by this version."""
+
+
+class StoreError(OperatorSimError):
+    """The database failed."""

@@ -1,0 +1,238 @@
+"""The admin API: set up and inspect the simulation (admin token only)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from operator_sim import errors
+from operator_sim.server.endpoints import Endpoint, Param, json_response
+from operator_sim.server.keys import CONTROL, DATABASE
+from operator_sim.server.parsing import path_msisdn, query_int, query_msisdn, read_empty, read_model
+from operator_sim.store import catalog
+from operator_sim.store import requests as store
+from operator_sim.wire import (
+    ClockAdvance,
+    ClockAdvanced,
+    ClockSet,
+    ClockView,
+    JournalPage,
+    MessengerCreate,
+    MessengerCreated,
+    MessengerList,
+    OperatorList,
+    Subscriber,
+    SubscribersUpserted,
+    SubscriberUpsert,
+)
+
+_BASE = "/admin/v1"
+
+
+async def list_operators(request: web.Request) -> web.StreamResponse:
+    """The simulated operators and their number ranges."""
+    async with request.app[DATABASE].read() as conn:
+        operators = await catalog.list_operators(conn)
+    return json_response(OperatorList(operators=operators))
+
+
+async def create_messenger(request: web.Request) -> web.StreamResponse:
+    """Register a messenger; its secrets are shown once."""
+    body = await read_model(request, MessengerCreate)
+    created = await request.app[CONTROL].create_messenger(body)
+    return json_response(created, 201, {"Location": f"{_BASE}/messengers/{created.id}"})
+
+
+async def list_messengers(request: web.Request) -> web.StreamResponse:
+    """Registered messengers, without secrets."""
+    async with request.app[DATABASE].read() as conn:
+        messengers = await catalog.list_messengers(conn)
+    return json_response(MessengerList(messengers=messengers))
+
+
+async def upsert_subscribers(request: web.Request) -> web.StreamResponse:
+    """Insert or replace subscriber records (all or nothing)."""
+    body = await read_model(request, SubscriberUpsert)
+    return json_response(await request.app[CONTROL].upsert_subscribers(body.subscribers))
+
+
+async def get_subscriber(request: web.Request) -> web.StreamResponse:
+    """One subscriber, personal data included."""
+    msisdn = path_msisdn(request)
+    async with request.app[DATABASE].read() as conn:
+        found = await catalog.get_subscriber(conn, msisdn)
+    if found is None:
+        raise errors.NotFound(kind="subscriber")
+    return json_response(found)
+
+
+def _query_id(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and (
+        len(value) > 63 or not value.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise errors.ValidationFailed(
+            f"query parameter {name} is not a valid id",
+            errors=[{"loc": ["query", name], "msg": "bad id"}],
+        )
+    return value
+
+
+async def list_requests(request: web.Request) -> web.StreamResponse:
+    """The journal of identification POSTs, newest first."""
+    messenger_id = _query_id(request, "messenger_id")
+    operator_id = _query_id(request, "operator_id")
+    msisdn = query_msisdn(request, "msisdn")
+    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    async with request.app[DATABASE].read() as conn:
+        entries = await store.list_journal(
+            conn, messenger_id=messenger_id, msisdn=msisdn, operator_id=operator_id, limit=limit
+        )
+    return json_response(JournalPage(requests=entries))
+
+
+async def get_clock(request: web.Request) -> web.StreamResponse:
+    """The simulation clock."""
+    return json_response(request.app[CONTROL].clock_view())
+
+
+async def set_clock(request: web.Request) -> web.StreamResponse:
+    """Switch the clock's mode; simulation time continues from where it stands."""
+    body = await read_model(request, ClockSet)
+    return json_response(await request.app[CONTROL].set_clock(body.mode, body.scale))
+
+
+async def advance_clock(request: web.Request) -> web.StreamResponse:
+    """Move the clock forward; everything that became due fires before the response."""
+    body = await read_model(request, ClockAdvance)
+    control = request.app[CONTROL]
+    fired = await control.advance(int(body.by.total_seconds() * 1000))
+    view = control.clock_view()
+    return json_response(ClockAdvanced(now=view.now, mode=view.mode, scale=view.scale, fired=fired))
+
+
+async def reset(request: web.Request) -> web.StreamResponse:
+    """Clear flow state and runtime rules; restore the fixture's subscribers and rules."""
+    await read_empty(request)
+    await request.app[CONTROL].reset()
+    return web.Response(status=204)
+
+
+_ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        f"{_BASE}/operators",
+        list_operators,
+        "List operators and number ranges",
+        "admin",
+        "admin",
+        responses={200: OperatorList},
+        problems=(401,),
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/messengers",
+        create_messenger,
+        "Register a messenger",
+        "admin",
+        "admin",
+        body=MessengerCreate,
+        responses={201: MessengerCreated},
+        problems=(400, 401, 409, 413, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/messengers",
+        list_messengers,
+        "List messengers",
+        "admin",
+        "admin",
+        responses={200: MessengerList},
+        problems=(401,),
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/subscribers",
+        upsert_subscribers,
+        "Upsert subscribers",
+        "admin",
+        "admin",
+        body=SubscriberUpsert,
+        responses={200: SubscribersUpserted},
+        problems=(400, 401, 413, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/subscribers/{{msisdn}}",
+        get_subscriber,
+        "Read a subscriber, personal data included",
+        "admin",
+        "admin",
+        responses={200: Subscriber},
+        problems=(401, 404, 422),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/requests",
+        list_requests,
+        "The journal of identification requests",
+        "admin",
+        "admin",
+        responses={200: JournalPage},
+        problems=(401, 422),
+        params=(
+            Param("messenger_id", _ID_PARAM, "Only this messenger's."),
+            Param("operator_id", _ID_PARAM, "Only those sent to this operator."),
+            Param("msisdn", {"type": "string"}, "Only this number (E.164)."),
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                "At most this many entries.",
+            ),
+        ),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/clock",
+        get_clock,
+        "Read the simulation clock",
+        "admin",
+        "admin",
+        responses={200: ClockView},
+        problems=(401,),
+    ),
+    Endpoint(
+        "PUT",
+        f"{_BASE}/clock",
+        set_clock,
+        "Set the clock's mode",
+        "admin",
+        "admin",
+        body=ClockSet,
+        responses={200: ClockView},
+        problems=(400, 401, 413, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/clock/advance",
+        advance_clock,
+        "Advance the clock and fire what became due",
+        "admin",
+        "admin",
+        body=ClockAdvance,
+        responses={200: ClockAdvanced},
+        problems=(400, 401, 413, 415, 422),
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/reset",
+        reset,
+        "Reset flow state to the fixture's",
+        "admin",
+        "admin",
+        empty_body=True,
+        responses={204: None},
+        problems=(400, 401, 415, 422),
+    ),
+)

@@ -1,0 +1,157 @@
+"""The application factory: everything explicit, resources owned by ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from operator_sim.clock import SimClock
+from operator_sim.errors import StartupError
+from operator_sim.fixture import LoadedFixture, load_fixture
+from operator_sim.server import admin_api, messenger_api, service_api
+from operator_sim.server.auth import Authenticator
+from operator_sim.server.control import Control
+from operator_sim.server.endpoints import add_routes
+from operator_sim.server.flow import Flow
+from operator_sim.server.keys import (
+    AUTH,
+    CLOCK,
+    CONTROL,
+    DATABASE,
+    FIXTURE,
+    FLOW,
+    METRICS,
+    OPENAPI,
+    READY,
+    SCHEDULER,
+    SETTINGS,
+    WAITERS,
+)
+from operator_sim.server.metrics import Metrics
+from operator_sim.server.openapi import build_openapi
+from operator_sim.server.problems import context_middleware, problem_middleware
+from operator_sim.server.scheduler import Scheduler
+from operator_sim.server.service_api import render_openapi
+from operator_sim.server.waiters import Waiters
+from operator_sim.settings import Settings
+from operator_sim.store import catalog, open_database
+
+log = structlog.get_logger("operator_sim.app")
+
+MAX_BODY_BYTES = 64 * 1024
+ENDPOINTS = messenger_api.ENDPOINTS + admin_api.ENDPOINTS + service_api.ENDPOINTS
+
+
+def _admin_token(settings: Settings, fixture: LoadedFixture) -> tuple[str, bool]:
+    if settings.admin_token is not None and settings.admin_token.get_secret_value():
+        return settings.admin_token.get_secret_value(), False
+    demo = fixture.fixture.demo_admin_token
+    if demo is None:
+        raise StartupError(
+            "no admin token: set OPERATOR_SIM_ADMIN_TOKEN (or --admin-token); "
+            f"the fixture {fixture.path} has no demo token"
+        )
+    if not settings.loopback:
+        raise StartupError(
+            f"binding to {settings.host}, which is not loopback: the demo admin token is "
+            "accepted on loopback only; set OPERATOR_SIM_ADMIN_TOKEN (or --admin-token)"
+        )
+    return demo, True
+
+
+def _resources(
+    clock_override: SimClock | None, admin_token: str, admin_is_demo: bool
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        db = await open_database(settings.db, synchronous=settings.synchronous)
+        try:
+            async with db.read() as conn:
+                stored = await catalog.load_clock(conn)
+            if clock_override is not None:
+                clock = clock_override
+            else:
+                mode, scale = settings.clock_mode
+                clock = SimClock(mode, scale) if stored is None else SimClock.resume(stored)
+                clock.set_mode(mode, scale)
+            async with db.write() as conn:
+                await catalog.save_clock(conn, clock.state())
+
+            metrics, waiters = app[METRICS], app[WAITERS]
+            scheduler_ref: list[Scheduler] = []
+            flow = Flow(db, clock, app[FIXTURE], metrics, waiters, lambda: scheduler_ref[0].wake())
+            scheduler = Scheduler(db, clock, flow, metrics)
+            scheduler_ref.append(scheduler)
+            auth = Authenticator(
+                db,
+                admin_token=admin_token,
+                admin_is_demo=admin_is_demo,
+                demo_allowed=settings.loopback,
+            )
+            control = Control(db, clock, app[FIXTURE], flow, scheduler, auth)
+            await control.apply_fixture()
+            await flow.load_operators()
+            app[DATABASE], app[CLOCK], app[FLOW] = db, clock, flow
+            app[SCHEDULER], app[AUTH], app[CONTROL] = scheduler, auth, control
+
+            task = asyncio.create_task(scheduler.run(), name="operator-sim-scheduler")
+            app[READY].set()
+            log.info(
+                "started",
+                db=str(settings.db),
+                fixture=app[FIXTURE].path,
+                clock=clock.mode,
+                scale=clock.scale,
+                demo_admin_token=admin_is_demo,
+            )
+            try:
+                yield
+            finally:
+                app[READY].clear()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                async with db.write() as conn:
+                    await catalog.save_clock(conn, clock.state())
+        finally:
+            await db.close()
+            log.info("stopped")
+
+    return ctx
+
+
+async def _release_waiters(app: web.Application) -> None:
+    app[WAITERS].release_all()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: SimClock | None = None,
+    fixture: LoadedFixture | None = None,
+) -> web.Application:
+    """Build the server. The fixture is validated here, before anything is opened or written.
+
+    ``clock`` replaces the stored clock (tests); by default the stored one resumes and
+    takes the mode of ``settings.clock``.
+    """
+    loaded = fixture or load_fixture(settings.fixture)
+    admin_token, admin_is_demo = _admin_token(settings, loaded)
+    app = web.Application(
+        middlewares=[context_middleware, problem_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[SETTINGS] = settings
+    app[FIXTURE] = loaded
+    app[METRICS] = Metrics()
+    app[WAITERS] = Waiters()
+    app[READY] = asyncio.Event()
+    app[OPENAPI] = render_openapi(build_openapi(ENDPOINTS))
+    add_routes(app, ENDPOINTS)
+    app.cleanup_ctx.append(_resources(clock, admin_token, admin_is_demo))
+    app.on_shutdown.append(_release_waiters)
+    return app

@@ -1,0 +1,64 @@
+"""Authentication: messenger API keys and the admin token, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from operator_sim.errors import Unauthorized
+from operator_sim.store import Database, catalog
+from operator_sim.store.catalog import MessengerAuth, hash_secret
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of ``Authorization: Bearer <token>``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <key>")
+    return token.strip()
+
+
+class Authenticator:
+    """Checks credentials. Messenger keys are looked up by hash and cached in memory."""
+
+    def __init__(
+        self, db: Database, *, admin_token: str, admin_is_demo: bool, demo_allowed: bool
+    ) -> None:
+        self._db = db
+        self._admin_hash = hash_secret(admin_token)
+        self._admin_is_demo = admin_is_demo
+        self._demo_allowed = demo_allowed
+        self._messengers: dict[str, MessengerAuth] = {}
+
+    @property
+    def admin_is_demo(self) -> bool:
+        """Whether the admin token is the fixture's documented demo token."""
+        return self._admin_is_demo
+
+    def forget(self) -> None:
+        """Drop cached keys (after messengers change)."""
+        self._messengers.clear()
+
+    def check_admin(self, request: web.Request) -> None:
+        """Accept only the admin token."""
+        given = hash_secret(bearer_token(request))
+        if not hmac.compare_digest(given, self._admin_hash):
+            raise Unauthorized("wrong admin token")
+
+    async def messenger(self, request: web.Request) -> str:
+        """The id of the messenger whose API key the request carries."""
+        key_hash = hash_secret(bearer_token(request))
+        found = self._messengers.get(key_hash)
+        if found is None:
+            async with self._db.read() as conn:
+                found = await catalog.messenger_by_key_hash(conn, key_hash)
+            if found is None or not hmac.compare_digest(found.api_key_hash, key_hash):
+                raise Unauthorized("unknown API key")
+            self._messengers[key_hash] = found
+        if found.demo and not self._demo_allowed:
+            raise Unauthorized(
+                "demo credentials are accepted only when the server binds to loopback"
+            )
+        return found.id

@@ -1,0 +1,212 @@
+"""Admin operations: the fixture, messengers, subscribers, the clock and reset."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import aiosqlite
+import structlog
+
+from operator_sim import errors
+from operator_sim.clock import ClockMode, SimClock
+from operator_sim.fixture import LoadedFixture
+from operator_sim.server.auth import Authenticator
+from operator_sim.server.flow import Flow
+from operator_sim.server.scheduler import Scheduler
+from operator_sim.store import Database, catalog
+from operator_sim.store import requests as store
+from operator_sim.wire import (
+    ClockView,
+    MessengerCreate,
+    MessengerCreated,
+    Operator,
+    SubscriberIn,
+    SubscribersUpserted,
+)
+
+log = structlog.get_logger("operator_sim.control")
+
+_FIXTURE_DIGEST = "fixture_digest"
+_MAX_ADVANCE_MS = 10 * 366 * 24 * 3600 * 1000
+
+
+def new_api_key() -> str:
+    """A fresh messenger API key (256 random bits)."""
+    return "osk_" + secrets.token_urlsafe(32)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def check_webhook_url(url: str | None) -> None:
+    """http or https with a host; anything else is refused."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.ValidationFailed(
+            "webhook_url must be an http or https URL with a host",
+            errors=[{"loc": ["webhook_url"], "msg": "http(s) URL required"}],
+        )
+
+
+class Control:
+    """What the admin API can do to the simulation."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: SimClock,
+        fixture: LoadedFixture,
+        flow: Flow,
+        scheduler: Scheduler,
+        auth: Authenticator,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._fixture = fixture
+        self._flow = flow
+        self._scheduler = scheduler
+        self._auth = auth
+
+    async def apply_fixture(self) -> bool:
+        """Load the fixture into the database unless this very fixture is already there."""
+        fx = self._fixture.fixture
+        async with self._db.write() as conn:
+            if await catalog.get_meta(conn, _FIXTURE_DIGEST) == self._fixture.digest:
+                return False
+            now = self._clock.now_ms()
+            await catalog.replace_operators(
+                conn, [Operator(id=o.id, name=o.name, ranges=o.ranges) for o in fx.operators]
+            )
+            for m in fx.messengers:
+                await catalog.insert_messenger(
+                    conn,
+                    messenger_id=m.id,
+                    name=m.name,
+                    webhook_url=m.webhook_url,
+                    api_key=m.api_key,
+                    webhook_secret=m.webhook_secret or new_webhook_secret(),
+                    demo=m.demo,
+                    source="fixture",
+                    now_ms=now,
+                    replace=True,
+                )
+            await self._restore_fixture_state(conn, now)
+            await catalog.set_meta(conn, _FIXTURE_DIGEST, self._fixture.digest)
+        self._auth.forget()
+        self._flow.rules_changed()
+        log.info("fixture_applied", fixture=fx.name, path=self._fixture.path)
+        return True
+
+    async def _restore_fixture_state(self, conn: aiosqlite.Connection, now: int) -> None:
+        fx = self._fixture.fixture
+        if fx.subscribers:
+            await catalog.upsert_subscribers(conn, fx.subscribers, source="fixture", now_ms=now)
+        await catalog.replace_fixture_rules(conn, fx.rules)
+
+    async def reset(self) -> None:
+        """Clear all flow state and runtime rules; restore the fixture's subscribers and rules."""
+        async with self._db.write() as conn:
+            await store.clear_flow_state(conn)
+            await self._restore_fixture_state(conn, self._clock.now_ms())
+        self._flow.rules_changed()
+        self._scheduler.wake()
+        log.info("reset")
+
+    async def create_messenger(self, body: MessengerCreate) -> MessengerCreated:
+        """Register a messenger with fresh credentials (returned once)."""
+        check_webhook_url(body.webhook_url)
+        api_key, secret = new_api_key(), new_webhook_secret()
+        async with self._db.write() as conn:
+            ok = await catalog.insert_messenger(
+                conn,
+                messenger_id=body.id,
+                name=body.name,
+                webhook_url=body.webhook_url,
+                api_key=api_key,
+                webhook_secret=secret,
+                demo=False,
+                source="admin",
+                now_ms=self._clock.now_ms(),
+            )
+        if not ok:
+            raise errors.Conflict(f"messenger {body.id} already exists")
+        log.info("messenger_registered", messenger_id=body.id)
+        return MessengerCreated(
+            id=body.id,
+            name=body.name,
+            webhook_url=body.webhook_url,
+            api_key=api_key,
+            webhook_secret=secret,
+        )
+
+    async def upsert_subscribers(self, subscribers: Sequence[SubscriberIn]) -> SubscribersUpserted:
+        """Insert or replace subscriber records, all or nothing."""
+        seen: set[str] = set()
+        for i, sub in enumerate(subscribers):
+            if sub.msisdn in seen:
+                raise errors.ValidationFailed(
+                    f"subscribers[{i}].msisdn appears twice in one upsert",
+                    errors=[{"loc": ["subscribers", i, "msisdn"], "msg": "duplicate"}],
+                )
+            seen.add(sub.msisdn)
+        async with self._db.write() as conn:
+            for i, sub in enumerate(subscribers):
+                if not await catalog.operator_exists(conn, sub.operator_id):
+                    raise errors.ValidationFailed(
+                        f"subscribers[{i}].operator_id: no operator {sub.operator_id}",
+                        errors=[
+                            {"loc": ["subscribers", i, "operator_id"], "msg": "unknown operator"}
+                        ],
+                    )
+            created, updated = await catalog.upsert_subscribers(
+                conn, subscribers, source="admin", now_ms=self._clock.now_ms()
+            )
+        return SubscribersUpserted(upserted=created + updated, created=created, updated=updated)
+
+    # --- clock -------------------------------------------------------------------
+
+    def clock_view(self) -> ClockView:
+        """The clock as the API shows it."""
+        return ClockView(now=self._clock.now(), mode=self._clock.mode, scale=self._clock.scale)
+
+    async def save_clock(self) -> None:
+        """Persist the clock's anchor."""
+        async with self._db.write() as conn:
+            await catalog.save_clock(conn, self._clock.state())
+
+    async def set_clock(self, mode: ClockMode, scale: float | None) -> ClockView:
+        """Switch the clock's mode, continuing from the current simulation time."""
+        if mode == "scaled" and scale is None:
+            raise errors.ValidationFailed(
+                "a scaled clock needs a scale", errors=[{"loc": ["scale"], "msg": "required"}]
+            )
+        self._clock.set_mode(mode, scale or 1.0)
+        await self.save_clock()
+        self._scheduler.wake()
+        log.info("clock_set", mode=mode, scale=self._clock.scale)
+        return self.clock_view()
+
+    async def advance(self, ms: int) -> int:
+        """Move the clock forward and fire everything that became due; returns how many fired."""
+        if ms < 0:
+            raise errors.ValidationFailed(
+                "the clock only moves forward", errors=[{"loc": ["by"], "msg": "negative"}]
+            )
+        if ms > _MAX_ADVANCE_MS:
+            raise errors.ValidationFailed(
+                "advance by at most ten years at a time",
+                errors=[{"loc": ["by"], "msg": "too large"}],
+            )
+        self._clock.advance(ms)
+        await self.save_clock()
+        fired = await self._scheduler.run_due()
+        self._scheduler.wake()
+        log.info("clock_advanced", by_ms=ms, fired=fired)
+        return fired

@@ -1,0 +1,84 @@
+"""Endpoints are declared once: the app's routes and the OpenAPI description both come from here."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from operator_sim.server.keys import AUTH, MESSENGER_ID
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Auth = Literal["messenger", "admin", "none"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A documented query parameter or request header."""
+
+    name: str
+    schema: Mapping[str, Any]
+    description: str
+    where: Literal["query", "header"] = "query"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route: how it is served and how it is described."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: Auth
+    body: type[BaseModel] | None = None
+    empty_body: bool = False
+    responses: Mapping[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
+    problems: Sequence[int] = ()
+    params: Sequence[Param] = ()
+    response_type: str = "application/json"
+    description: str = ""
+
+
+def json_response(
+    model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """Render a wire model."""
+    return web.Response(
+        status=status,
+        body=model.model_dump_json(),
+        content_type="application/json",
+        headers=dict(headers or {}),
+    )
+
+
+def _guarded(endpoint: Endpoint) -> Handler:
+    handler = endpoint.handler
+    if endpoint.auth == "none":
+        return handler
+    if endpoint.auth == "admin":
+
+        @functools.wraps(handler)
+        async def admin_only(request: web.Request) -> web.StreamResponse:
+            request.app[AUTH].check_admin(request)
+            return await handler(request)
+
+        return admin_only
+
+    @functools.wraps(handler)
+    async def messenger_only(request: web.Request) -> web.StreamResponse:
+        request[MESSENGER_ID] = await request.app[AUTH].messenger(request)
+        return await handler(request)
+
+    return messenger_only
+
+
+def add_routes(app: web.Application, endpoints: Sequence[Endpoint]) -> None:
+    """Serve every endpoint behind the authentication it declares."""
+    for endpoint in endpoints:
+        app.router.add_route(endpoint.method, endpoint.path, _guarded(endpoint))

@@ -1,0 +1,193 @@
+"""The messenger-facing API of each simulated operator, and number routing."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from operator_sim.server.endpoints import Endpoint, Param, json_response
+from operator_sim.server.keys import FLOW, MESSENGER_ID, WAITERS
+from operator_sim.server.parsing import (
+    MAX_WAIT_SECONDS,
+    idempotency_key,
+    path_msisdn,
+    prefer_wait,
+    read_model,
+)
+from operator_sim.server.waiters import wait_for
+from operator_sim.store.requests import StoredRequest
+from operator_sim.wire import (
+    IdentificationCode,
+    IdentificationCodeCreate,
+    IdentificationRequest,
+    IdentificationRequestCreate,
+    Routing,
+)
+
+_BASE = "/operators/{operator_id}/v1"
+_PREFER = Param(
+    "Prefer",
+    {"type": "string", "example": "wait=10"},
+    f"`wait=N`: hold the response up to N real seconds (at most {MAX_WAIT_SECONDS}) "
+    "until the request is answered or expired.",
+    where="header",
+)
+_IDEMPOTENCY = Param(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255},
+    "Per messenger: the same key and body return the same request; another body is 422.",
+    where="header",
+)
+
+
+def _operator(request: web.Request) -> str:
+    operator_id = request.match_info["operator_id"]
+    request.app[FLOW].check_operator(operator_id)
+    return operator_id
+
+
+async def _settled(request: web.Request, req: StoredRequest, seconds: int) -> StoredRequest:
+    """Hold until the request leaves ``pending`` or ``seconds`` pass."""
+    if seconds <= 0 or req.status != "pending":
+        return req
+    flow = request.app[FLOW]
+    async with request.app[WAITERS].watch(req.id) as event:
+        current = await flow.get_request(
+            messenger_id=req.messenger_id, operator_id=req.operator_id, request_id=req.id
+        )
+        if current.status != "pending":
+            return current
+        await wait_for(event, seconds)
+    return await flow.get_request(
+        messenger_id=req.messenger_id, operator_id=req.operator_id, request_id=req.id
+    )
+
+
+def _request_headers(req: StoredRequest, wait: int) -> dict[str, str]:
+    headers = {"Location": f"/operators/{req.operator_id}/v1/identification-requests/{req.id}"}
+    if wait:
+        headers["Preference-Applied"] = f"wait={wait}"
+    return headers
+
+
+async def create_identification_request(request: web.Request) -> web.StreamResponse:
+    """Ask the operator whether it holds information on the number's subscriber."""
+    operator_id = _operator(request)
+    key = idempotency_key(request)
+    body = await read_model(request, IdentificationRequestCreate)
+    wait = prefer_wait(request)
+    created = await request.app[FLOW].create_request(
+        messenger_id=request[MESSENGER_ID],
+        operator_id=operator_id,
+        msisdn=body.msisdn,
+        idempotency_key=key,
+    )
+    req = await _settled(request, created.request, wait)
+    headers = _request_headers(req, wait)
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(req.to_wire(), 201, headers)
+
+
+async def get_identification_request(request: web.Request) -> web.StreamResponse:
+    """Read one of this messenger's requests."""
+    operator_id = _operator(request)
+    wait = prefer_wait(request)
+    req = await request.app[FLOW].get_request(
+        messenger_id=request[MESSENGER_ID],
+        operator_id=operator_id,
+        request_id=request.match_info["request_id"],
+    )
+    req = await _settled(request, req, wait)
+    headers = _request_headers(req, wait)
+    del headers["Location"]
+    return json_response(req.to_wire(), 200, headers)
+
+
+async def register_code(request: web.Request) -> web.StreamResponse:
+    """Register the messenger's identification code for a timely ``present``."""
+    operator_id = _operator(request)
+    body = await read_model(request, IdentificationCodeCreate)
+    code, created = await request.app[FLOW].register_code(
+        messenger_id=request[MESSENGER_ID],
+        operator_id=operator_id,
+        request_id=body.request_id,
+        code=body.code,
+    )
+    return json_response(code.to_wire(), 201 if created else 200)
+
+
+async def delete_code(request: web.Request) -> web.StreamResponse:
+    """Forget a code: the user left the messenger."""
+    operator_id = _operator(request)
+    await request.app[FLOW].delete_code(
+        messenger_id=request[MESSENGER_ID], operator_id=operator_id, code=request.match_info["code"]
+    )
+    return web.Response(status=204)
+
+
+async def get_routing(request: web.Request) -> web.StreamResponse:
+    """Which operator serves a number (the portability database)."""
+    msisdn = path_msisdn(request)
+    return json_response(await request.app[FLOW].route(msisdn))
+
+
+ENDPOINTS = (
+    Endpoint(
+        "POST",
+        f"{_BASE}/identification-requests",
+        create_identification_request,
+        "Request presence or absence of the number's subscriber",
+        "identification",
+        "messenger",
+        body=IdentificationRequestCreate,
+        responses={201: IdentificationRequest},
+        problems=(400, 401, 404, 413, 415, 422, 429, 503),
+        params=(_PREFER, _IDEMPOTENCY),
+        description="Answered within 20 minutes of simulation time with `present` or `absent` "
+        "only. A fault rule may refuse the call (429/503 with Retry-After) or drop the connection.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/identification-requests/{{request_id}}",
+        get_identification_request,
+        "Read an identification request",
+        "identification",
+        "messenger",
+        responses={200: IdentificationRequest},
+        problems=(401, 404),
+        params=(_PREFER,),
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/identification-codes",
+        register_code,
+        "Register the identification code assigned after a timely present",
+        "identification",
+        "messenger",
+        body=IdentificationCodeCreate,
+        responses={201: IdentificationCode, 200: IdentificationCode},
+        problems=(400, 401, 404, 409, 413, 415, 422),
+        description="201 when registered, 200 when the same pair was registered before; "
+        "409 unless the request is this messenger's and was answered present in time.",
+    ),
+    Endpoint(
+        "DELETE",
+        f"{_BASE}/identification-codes/{{code}}",
+        delete_code,
+        "Forget an identification code (the user left the messenger)",
+        "identification",
+        "messenger",
+        responses={204: None},
+        problems=(401, 404),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/routing/{msisdn}",
+        get_routing,
+        "Which operator serves a number",
+        "routing",
+        "messenger",
+        responses={200: Routing},
+        problems=(401, 404, 422),
+    ),
+)

@@ -1,0 +1,146 @@
+"""Reading requests: JSON bodies into wire models, headers, query parameters, path numbers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from operator_sim import errors
+from operator_sim.wire import is_msisdn
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_WAIT_SECONDS = 60
+_PREFER_WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,9})\"?\s*(?:$|[,;])", re.IGNORECASE)
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _clean_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    # No input values: they may be huge, binary or not JSON-encodable.
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def translate_validation(exc: ValidationError) -> errors.InputError:
+    """The domain error for a pydantic failure (invalid JSON, a bad number, a bad shape)."""
+    details = _clean_errors(exc)
+    if any(d["type"] == "json_invalid" for d in details):
+        return errors.InvalidJson("the body is not valid JSON")
+    if any(d["type"] in ("model_type", "model_attributes_type") and not d["loc"] for d in details):
+        return errors.ValidationFailed("the body must be a JSON object", errors=details)
+    bad_numbers = [d for d in details if d["type"] == "invalid_msisdn"]
+    if bad_numbers and len(bad_numbers) == len(details):
+        field = ".".join(str(p) for p in bad_numbers[0]["loc"]) or "msisdn"
+        return errors.InvalidMsisdn(field=field)
+    summary = "; ".join(
+        f"{'.'.join(str(p) for p in d['loc']) or 'body'}: {d['msg']}" for d in details
+    )
+    return errors.ValidationFailed(f"invalid request body: {summary}", errors=details)
+
+
+def _require_json(request: web.Request) -> None:
+    if request.content_type != "application/json":
+        got = request.content_type or "none"
+        raise errors.UnsupportedMediaType(
+            f"send the body as Content-Type: application/json (got {got})"
+        )
+
+
+async def _read(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.PayloadTooLarge(
+            f"the body is larger than {request.app._client_max_size} bytes"
+        ) from None
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """Parse and validate a JSON object body."""
+    _require_json(request)
+    raw = await _read(request)
+    if not raw.strip():
+        raise errors.InvalidJson("the body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise translate_validation(exc) from None
+
+
+async def read_empty(request: web.Request) -> None:
+    """Accept an empty body, or ``{}`` sent as JSON, for calls that take no input."""
+    raw = await _read(request)
+    if not raw.strip():
+        return
+    _require_json(request)
+    if raw.strip() == b"{}":
+        return
+    try:
+        import json
+
+        data = json.loads(raw)
+    except ValueError:
+        raise errors.InvalidJson("the body is not valid JSON") from None
+    raise errors.ValidationFailed(
+        "this call takes no input: send no body or {}"
+        if isinstance(data, dict)
+        else "the body must be a JSON object"
+    )
+
+
+def prefer_wait(request: web.Request) -> int:
+    """Seconds asked for with ``Prefer: wait=N`` (RFC 7240), capped at 60; 0 when absent."""
+    header = ",".join(request.headers.getall("Prefer", []))
+    match = _PREFER_WAIT_RE.search(header)
+    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else 0
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header, validated (1 to 255 printable ASCII characters)."""
+    values = request.headers.getall("Idempotency-Key", [])
+    if not values:
+        return None
+    if len(values) > 1:
+        raise errors.ValidationFailed("send one Idempotency-Key header")
+    key = values[0].strip().strip('"')
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(key):
+        raise errors.ValidationFailed("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return key
+
+
+def path_msisdn(request: web.Request, name: str = "msisdn") -> str:
+    """A phone number from the path, which must be canonical E.164."""
+    value = request.match_info[name]
+    if not is_msisdn(value):
+        raise errors.InvalidMsisdn(field=name)
+    return value
+
+
+def query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise errors.ValidationFailed(
+            f"query parameter {name} must be a whole number from {low} to {high}",
+            errors=[{"loc": ["query", name], "msg": f"expected {low}..{high}"}],
+        )
+    return int(raw)
+
+
+def query_msisdn(request: web.Request, name: str) -> str | None:
+    """An optional E.164 query parameter."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.startswith(" "):  # an unencoded '+' in a query string decodes as a space
+        raw = "+" + raw[1:]
+    if not is_msisdn(raw):
+        raise errors.InvalidMsisdn(field=name)
+    return raw

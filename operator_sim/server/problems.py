@@ -1,0 +1,181 @@
+"""RFC 9457 problem details: the one table from exceptions to HTTP, and the middlewares.
+
+Every error leaves the server as ``application/problem+json`` with a stable ``code``,
+including aiohttp's own 404/405/413 and unexpected exceptions (500, logged with the
+request id, no traceback in the body).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+import structlog
+from aiohttp import web
+
+from operator_sim import errors
+from operator_sim.server.keys import MESSENGER_ID, METRICS, REQUEST_ID
+from operator_sim.wire import Problem
+
+log = structlog.get_logger("operator_sim.http")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DropConnection(Exception):
+    """Raised by a handler to close the connection without any response."""
+
+
+# Ordered most specific first: the first isinstance match wins.
+_TABLE: tuple[tuple[type[errors.OperatorSimError], int, str], ...] = (
+    (errors.InvalidMsisdn, 422, "invalid_msisdn"),
+    (errors.IdempotencyKeyReused, 422, "idempotency_key_reused"),
+    (errors.ValidationFailed, 422, "validation_error"),
+    (errors.InvalidJson, 400, "invalid_json"),
+    (errors.UnsupportedMediaType, 415, "unsupported_media_type"),
+    (errors.PayloadTooLarge, 413, "payload_too_large"),
+    (errors.InputError, 400, "bad_request"),
+    (errors.Unauthorized, 401, "unauthorized"),
+    (errors.NotFound, 404, "not_found"),
+    (errors.MethodNotAllowed, 405, "method_not_allowed"),
+    (errors.Conflict, 409, "conflict"),
+)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "operator_unavailable",
+}
+
+
+def problem_code(status: int) -> str:
+    """The stable code for a bare HTTP status."""
+    return _HTTP_CODES.get(status, "server_error" if status >= 500 else "http_error")
+
+
+def problem_response(
+    request: web.Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors_: list[dict[str, object]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """Render a problem+json response."""
+    problem = Problem(
+        type=f"urn:operator-sim:problem:{code}",
+        title=HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
+        status=status,
+        detail=detail,
+        code=code,
+        instance=request.path,
+        request_id=request.get(REQUEST_ID),
+        errors=errors_,
+    )
+    return web.Response(
+        status=status,
+        body=problem.model_dump_json(exclude_none=True),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def _from_domain(request: web.Request, exc: errors.OperatorSimError) -> web.Response:
+    if isinstance(exc, errors.InjectedFault):
+        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return problem_response(
+            request,
+            exc.status,
+            problem_code(exc.status),
+            "the operator cannot take this request now; retry later"
+            if exc.status in (429, 503)
+            else f"the operator answered {exc.status}",
+            headers=headers,
+        )
+    for cls, status, code in _TABLE:
+        if isinstance(exc, cls):
+            extra = exc.errors if isinstance(exc, errors.ValidationFailed) else None
+            auth = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return problem_response(request, status, code, exc.detail, errors_=extra, headers=auth)
+    log.error("unmapped_error", error_type=type(exc).__name__, detail=exc.detail)
+    return problem_response(request, 500, "internal_error", "internal error")
+
+
+def _from_http(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc  # redirects and the like pass through unchanged
+    detail = {
+        404: f"no route for {request.method} {request.path}",
+        405: f"{request.method} is not allowed here",
+        413: "the request body is too large",
+    }.get(exc.status, exc.reason)
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return problem_response(request, exc.status, problem_code(exc.status), detail, headers=headers)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every exception into a problem+json response."""
+    try:
+        return await handler(request)
+    except errors.OperatorSimError as exc:
+        return _from_domain(request, exc)
+    except web.HTTPException as exc:
+        return _from_http(request, exc)
+    except DropConnection:
+        if request.transport is not None:
+            request.transport.abort()
+        raise
+    except Exception:
+        log.exception("unhandled_error")
+        return problem_response(request, 500, "internal_error", "internal error")
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, one canonical log line and metrics for every request."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID_RE.fullmatch(given) else f"req_{time.time_ns():x}"
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-Id"] = request_id
+            return response
+    except DropConnection:
+        status = 0
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_of(request)
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_duration.labels(route).observe(elapsed)
+        log.info(
+            "request",
+            request_id=request_id,
+            method=request.method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            messenger_id=request.get(MESSENGER_ID),
+        )

@@ -1,0 +1,56 @@
+"""Long-poll waiters: handlers wait on a key, the flow wakes them after a commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+
+class Waiters:
+    """In-memory wake-ups keyed by resource id; nothing polls."""
+
+    def __init__(self) -> None:
+        self._events: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._closing = False
+
+    @contextlib.asynccontextmanager
+    async def watch(self, key: str) -> AsyncIterator[asyncio.Event]:
+        """Register before reading state, so a wake-up between the read and the wait is kept."""
+        event = asyncio.Event()
+        if self._closing:
+            event.set()
+        self._events[key].add(event)
+        try:
+            yield event
+        finally:
+            bucket = self._events.get(key)
+            if bucket is not None:
+                bucket.discard(event)
+                if not bucket:
+                    del self._events[key]
+
+    def notify(self, key: str) -> None:
+        """Wake everyone watching ``key``."""
+        for event in self._events.get(key, ()):
+            event.set()
+
+    def release_all(self) -> None:
+        """Wake every waiter now and from now on (shutdown)."""
+        self._closing = True
+        for bucket in self._events.values():
+            for event in bucket:
+                event.set()
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._events.values())
+
+
+async def wait_for(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True when it was set."""
+    if seconds <= 0:
+        return event.is_set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()

@@ -1,0 +1,63 @@
+"""One Settings object: command-line flags over ``OPERATOR_SIM_*`` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from operator_sim.clock import ClockMode, parse_clock_spec
+
+
+class Settings(BaseSettings):
+    """Everything ``operator-sim serve`` can be told; each field is also an environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="OPERATOR_SIM_", extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address to bind.")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=8080, description="TCP port; 0 picks a free one (printed on start)."
+    )
+    db: Path = Field(default=Path("operator-sim.db"), description="SQLite database file.")
+    fixture: Path | None = Field(default=None, description="Fixture file (default: built-in).")
+    clock: str = Field(default="real", description="real, scaled:N or manual.")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Admin API token (default: the fixture's demo token, loopback only).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+    synchronous: Literal["off", "normal", "full"] = Field(
+        default="normal",
+        description="SQLite synchronous mode: normal survives a process crash, "
+        "full also a power loss.",
+    )
+    shutdown_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="Seconds SIGTERM waits for in-flight requests."
+    )
+
+    @field_validator("clock")
+    @classmethod
+    def _valid_clock(cls, value: str) -> str:
+        parse_clock_spec(value)
+        return value
+
+    @property
+    def clock_mode(self) -> tuple[ClockMode, float]:
+        """The parsed ``clock`` setting."""
+        return parse_clock_spec(self.clock)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server binds to loopback only (demo credentials are accepted there)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

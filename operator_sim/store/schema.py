@@ -1,0 +1,145 @@
+"""The database schema and its migrations.
+
+``PRAGMA user_version`` holds the schema version and ``PRAGMA application_id`` marks the
+file as operator-sim's. Migration ``i`` (0-based) upgrades version ``i`` to ``i + 1``;
+each runs in one transaction, so a failed upgrade leaves the old version intact.
+Timestamps are integer epoch milliseconds of simulation time.
+"""
+
+from __future__ import annotations
+
+APPLICATION_ID = 0x4F50534D  # "OPSM"
+
+_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE clock (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    mode          TEXT NOT NULL CHECK (mode IN ('real', 'scaled', 'manual')),
+    scale         REAL NOT NULL CHECK (scale > 0),
+    sim_anchor_ms INTEGER NOT NULL,
+    wall_anchor   REAL NOT NULL
+) STRICT;
+
+CREATE TABLE operators (
+    id       TEXT PRIMARY KEY,
+    name     TEXT NOT NULL,
+    position INTEGER NOT NULL
+) STRICT;
+
+-- Inclusive ranges of numbers of one length, stored as integers (the digits after '+').
+CREATE TABLE number_ranges (
+    operator_id TEXT NOT NULL,
+    lo          INTEGER NOT NULL,
+    hi          INTEGER NOT NULL,
+    PRIMARY KEY (lo, hi)
+) STRICT;
+
+CREATE TABLE messengers (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    webhook_url    TEXT,
+    api_key_hash   TEXT NOT NULL UNIQUE,
+    webhook_secret TEXT NOT NULL,
+    demo           INTEGER NOT NULL DEFAULT 0,
+    source         TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE subscribers (
+    msisdn         TEXT PRIMARY KEY,
+    operator_id    TEXT NOT NULL,
+    full_name      TEXT,
+    birth_date     TEXT,
+    passport       TEXT,
+    address        TEXT,
+    contract_start TEXT,
+    contract_end   TEXT,
+    data_complete  INTEGER NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('active', 'terminated')),
+    source         TEXT NOT NULL,
+    updated_at     INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE identification_requests (
+    id           TEXT PRIMARY KEY,
+    messenger_id TEXT NOT NULL,
+    operator_id  TEXT NOT NULL,
+    msisdn       TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'answered', 'expired')),
+    result       TEXT CHECK (result IN ('present', 'absent')),
+    received_at  INTEGER NOT NULL,
+    due_at       INTEGER NOT NULL,
+    answered_at  INTEGER,
+    rule_id      TEXT
+) STRICT;
+CREATE INDEX identification_requests_msisdn ON identification_requests (msisdn);
+
+CREATE TABLE identification_codes (
+    messenger_id  TEXT NOT NULL,
+    code          TEXT NOT NULL,
+    request_id    TEXT NOT NULL UNIQUE,
+    operator_id   TEXT NOT NULL,
+    msisdn        TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    PRIMARY KEY (messenger_id, code)
+) STRICT;
+CREATE INDEX identification_codes_msisdn ON identification_codes (msisdn);
+
+CREATE TABLE idempotency_keys (
+    messenger_id TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    request_id   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (messenger_id, key)
+) STRICT;
+
+-- Every identification POST that passed validation, including refused and replayed ones.
+CREATE TABLE journal (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    messenger_id TEXT NOT NULL,
+    operator_id  TEXT NOT NULL,
+    msisdn       TEXT NOT NULL,
+    request_id   TEXT,
+    http_status  INTEGER NOT NULL,
+    rule_id      TEXT,
+    replayed     INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX journal_messenger ON journal (messenger_id, id);
+CREATE INDEX journal_msisdn ON journal (msisdn, id);
+
+CREATE TABLE rules (
+    id       TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    source   TEXT NOT NULL CHECK (source IN ('fixture', 'runtime')),
+    spec     TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE rule_counters (
+    rule_id TEXT NOT NULL,
+    scope   TEXT NOT NULL,
+    hits    INTEGER NOT NULL,
+    PRIMARY KEY (rule_id, scope)
+) STRICT;
+
+-- Scheduled work, fired in (due_at, id) order by the scheduler.
+CREATE TABLE jobs (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    due_at  INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    ref     TEXT NOT NULL,
+    payload TEXT
+) STRICT;
+CREATE INDEX jobs_due ON jobs (due_at, id);
+CREATE INDEX jobs_ref ON jobs (ref);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""``MIGRATIONS[i]`` upgrades a database at version ``i`` to version ``i + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,424 @@
+"""Pydantic models of the HTTP contract (API.md), shared by the server and the client.
+
+Input models forbid unknown fields; output models are separate classes. Timestamps are
+aware UTC datetimes rendered as RFC 3339 with milliseconds and ``Z``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "MSISDN_PATTERN",
+    "ClockAdvance",
+    "ClockAdvanced",
+    "ClockSet",
+    "ClockView",
+    "Duration",
+    "Health",
+    "IdentificationCode",
+    "IdentificationCodeCreate",
+    "IdentificationRequest",
+    "IdentificationRequestCreate",
+    "JournalEntry",
+    "JournalPage",
+    "Messenger",
+    "MessengerCreate",
+    "MessengerCreated",
+    "MessengerList",
+    "Msisdn",
+    "NumberRange",
+    "Operator",
+    "OperatorList",
+    "Problem",
+    "Routing",
+    "RuleAction",
+    "RuleMatch",
+    "RuleSpec",
+    "Subscriber",
+    "SubscriberIn",
+    "SubscriberUpsert",
+    "SubscribersUpserted",
+    "Timestamp",
+    "format_timestamp",
+    "is_msisdn",
+]
+
+MSISDN_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+_MSISDN_RE = re.compile(MSISDN_PATTERN)
+_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# Codes travel in the DELETE path, so they are printable ASCII without spaces.
+_CODE_PATTERN = r"^[\x21-\x7e]{8,128}$"
+
+
+def is_msisdn(value: str) -> bool:
+    """True for a canonical E.164 number (``+``, a digit 1-9, 6 to 14 more digits)."""
+    return _MSISDN_RE.fullmatch(value) is not None
+
+
+def _check_msisdn(value: str) -> str:
+    if not is_msisdn(value):
+        raise PydanticCustomError("invalid_msisdn", "not a canonical E.164 number")
+    return value
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and ``Z``."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _check_aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise PydanticCustomError("naive_datetime", "timestamps must carry a time zone")
+    return value.astimezone(UTC)
+
+
+Msisdn = Annotated[
+    str,
+    AfterValidator(_check_msisdn),
+    WithJsonSchema({"type": "string", "pattern": MSISDN_PATTERN, "example": "+79161234567"}),
+]
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_check_aware),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "example": "2026-03-01T12:00:00.000Z"}
+    ),
+]
+Duration = Annotated[
+    timedelta,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "duration", "example": "PT20M"},
+                {"type": "number", "minimum": 0},
+            ]
+        }
+    ),
+]
+EntityId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- service -------------------------------------------------------------------------
+
+
+class Problem(_Out):
+    """RFC 9457 problem details with a stable machine-readable ``code``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(_Out):
+    """Liveness and readiness."""
+
+    status: Literal["ok", "ready", "not_ready"]
+
+
+# --- identification ------------------------------------------------------------------
+
+RequestStatus = Literal["pending", "answered", "expired"]
+Result = Literal["present", "absent"]
+
+
+class IdentificationRequestCreate(_In):
+    """Body of ``POST .../identification-requests``."""
+
+    msisdn: Msisdn
+
+
+class IdentificationRequest(_Out):
+    """An identification request (the decree's request about presence or absence)."""
+
+    id: str
+    operator_id: str
+    msisdn: Msisdn
+    status: RequestStatus
+    result: Result | None
+    received_at: Timestamp
+    due_at: Timestamp
+    answered_at: Timestamp | None
+
+
+class IdentificationCodeCreate(_In):
+    """Body of ``POST .../identification-codes``."""
+
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    code: Annotated[str, StringConstraints(pattern=_CODE_PATTERN)] = Field(
+        description="Opaque identification code: 8 to 128 printable ASCII characters, no spaces."
+    )
+
+
+class IdentificationCode(_Out):
+    """A registered identification code."""
+
+    code: str
+    msisdn: Msisdn
+    operator_id: str
+    request_id: str
+    registered_at: Timestamp
+
+
+class Routing(_Out):
+    """Which operator serves a number."""
+
+    msisdn: Msisdn
+    operator_id: str
+    ported: bool
+
+
+# --- admin ---------------------------------------------------------------------------
+
+
+class NumberRange(BaseModel):
+    """An inclusive range of numbers of the same length."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Msisdn = Field(alias="from")
+    to: Msisdn
+
+
+class Operator(_Out):
+    """A simulated operator."""
+
+    id: str
+    name: str
+    ranges: list[NumberRange]
+
+
+class OperatorList(_Out):
+    """``GET /admin/v1/operators``."""
+
+    operators: list[Operator]
+
+
+class MessengerCreate(_In):
+    """Body of ``POST /admin/v1/messengers``."""
+
+    id: EntityId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    webhook_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class Messenger(_Out):
+    """A registered messenger, without secrets."""
+
+    id: str
+    name: str
+    webhook_url: str | None
+    created_at: Timestamp
+
+
+class MessengerCreated(_Out):
+    """A newly registered messenger with its secrets (shown once)."""
+
+    id: str
+    name: str
+    webhook_url: str | None
+    api_key: str
+    webhook_secret: str
+
+
+class MessengerList(_Out):
+    """``GET /admin/v1/messengers``."""
+
+    messengers: list[Messenger]
+
+
+SubscriberStatus = Literal["active", "terminated"]
+_Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class SubscriberIn(_In):
+    """One subscriber to upsert. Omitted personal data is stored as absent."""
+
+    msisdn: Msisdn
+    operator_id: EntityId
+    full_name: _Text | None = None
+    birth_date: date | None = None
+    passport: _Text | None = None
+    address: _Text | None = None
+    data_complete: bool | None = Field(
+        default=None,
+        description="Whether the operator holds complete data; by default, true when "
+        "full_name, birth_date and passport are all given.",
+    )
+    status: SubscriberStatus = "active"
+
+
+class SubscriberUpsert(_In):
+    """Body of ``POST /admin/v1/subscribers``."""
+
+    subscribers: Annotated[list[SubscriberIn], Field(min_length=1, max_length=1000)]
+
+
+class SubscribersUpserted(_Out):
+    """How many subscribers an upsert created and updated."""
+
+    upserted: int
+    created: int
+    updated: int
+
+
+class Subscriber(_Out):
+    """A subscriber record with personal data (admin only)."""
+
+    msisdn: Msisdn
+    operator_id: str
+    full_name: str | None
+    birth_date: date | None
+    passport: str | None
+    address: str | None
+    data_complete: bool
+    status: SubscriberStatus
+    source: str
+    updated_at: Timestamp
+
+
+class JournalEntry(_Out):
+    """One identification POST as the server received it, with the request it made."""
+
+    journal_id: int
+    id: str | None = Field(description="The identification request, when one was created.")
+    messenger_id: str
+    operator_id: str
+    msisdn: Msisdn
+    http_status: int
+    rule_id: str | None
+    replayed: bool
+    status: RequestStatus | None
+    result: Result | None
+    received_at: Timestamp
+    due_at: Timestamp | None
+    answered_at: Timestamp | None
+
+
+class JournalPage(_Out):
+    """``GET /admin/v1/requests``: newest first."""
+
+    requests: list[JournalEntry]
+
+
+ClockModeName = Literal["real", "scaled", "manual"]
+
+
+class ClockView(_Out):
+    """The simulation clock."""
+
+    now: Timestamp
+    mode: ClockModeName
+    scale: float
+
+
+class ClockSet(_In):
+    """Body of ``PUT /admin/v1/clock``."""
+
+    mode: ClockModeName
+    scale: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+
+
+class ClockAdvance(_In):
+    """Body of ``POST /admin/v1/clock/advance``."""
+
+    by: Duration
+
+
+class ClockAdvanced(_Out):
+    """The clock after an advance, and how many scheduled items fired."""
+
+    now: Timestamp
+    mode: ClockModeName
+    scale: float
+    fired: int
+
+
+# --- fault rules ---------------------------------------------------------------------
+
+MsisdnGlob = Annotated[str, StringConstraints(pattern=r"^\+?[0-9*]{1,16}$")]
+
+
+class RuleMatch(_In):
+    """What a fault rule applies to; omitted fields match everything."""
+
+    msisdn: MsisdnGlob | None = Field(default=None, description="Exact number or `*` glob.")
+    messenger_id: EntityId | None = None
+    operator_id: EntityId | None = None
+
+
+class AnswerAction(_In):
+    """Answer after ``delay`` (late when past the deadline), optionally forcing the result."""
+
+    type: Literal["answer"]
+    delay: Duration = timedelta(0)
+    result: Result | None = None
+
+
+class NeverAction(_In):
+    """Never answer: the request expires at its deadline."""
+
+    type: Literal["never"]
+
+
+class HttpErrorAction(_In):
+    """Refuse the POST with an HTTP error status; nothing is created."""
+
+    type: Literal["http_error"]
+    status: Annotated[int, Field(ge=400, le=599)]
+    retry_after: Annotated[int, Field(ge=0, le=86_400)] | None = None
+
+
+class DropAction(_In):
+    """Close the connection without a response; nothing is created."""
+
+    type: Literal["drop"]
+
+
+RuleAction = Annotated[
+    AnswerAction | NeverAction | HttpErrorAction | DropAction, Field(discriminator="type")
+]
+
+
+class RuleSpec(_In):
+    """A fault rule: which requests it matches and what it does to them."""
+
+    id: EntityId
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    action: RuleAction
+    times: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Apply at most this many times (per count_per scope)."
+    )
+    count_per: Literal["rule", "messenger"] = "rule"
+    cycle: bool = Field(
+        default=False,
+        description="After `times` hits, let the next request through and start counting again.",
+    )
