@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from operator_sim import __version__
-from operator_sim.errors import StartupError
+from operator_sim.errors import OperatorSimError, StartupError
 from operator_sim.settings import Settings
 
 
@@ -45,7 +45,54 @@ def _parser() -> argparse.ArgumentParser:
         help="SQLite durability: normal survives a process crash, full also a power loss",
     )
     serve.add_argument("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
+
+    # Defaults are spelled out here rather than imported: importing the seeding package
+    # pulls in Faker, and `serve` must start without it.
+    seed = commands.add_parser(
+        "seed",
+        help="fill a database with fake subscribers",
+        description="Add N Faker (ru_RU) subscribers to the database, spread over the "
+        "fixture's operators and number ranges. The same seed, count and fixture give "
+        "the same subscribers; numbers already stored and the fixture's magic numbers "
+        "are never written.",
+    )
+    seed.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    seed.add_argument("--count", type=_count, required=True, help="how many subscribers to add")
+    seed.add_argument("--seed", type=int, default=1801, help="random seed (default 1801)")
+    seed.add_argument("--fixture", type=Path, help="fixture file (default: the built-in one)")
+    seed.add_argument(
+        "--incomplete-share",
+        type=_share,
+        default=0.05,
+        help="share with incomplete data, answered absent (default 0.05)",
+    )
+    seed.add_argument(
+        "--terminated-share",
+        type=_share,
+        default=0.05,
+        help="share with ended contracts, answered absent (default 0.05)",
+    )
     return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text!r}")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -96,9 +143,46 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def _seed(args: argparse.Namespace) -> int:
+    # Imported here: Faker is heavy, and only this command needs it.
+    from operator_sim.seeding import ProgressBar, seed_database
+
+    bar = ProgressBar(sys.stdout)
+    try:
+        summary = seed_database(
+            db_path=args.db,
+            count=args.count,
+            seed=args.seed,
+            fixture_path=args.fixture,
+            incomplete_share=args.incomplete_share,
+            terminated_share=args.terminated_share,
+            progress=bar,
+        )
+    except StartupError as exc:
+        bar.close()
+        print(f"operator-sim: error: {exc}", file=sys.stderr)
+        return 2
+    except (OperatorSimError, OSError) as exc:
+        bar.close()
+        print(f"operator-sim: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        bar.close()
+        print("operator-sim: interrupted; the batches already committed stay", file=sys.stderr)
+        return 130
+    bar.close()
+    print(summary.line(), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "seed":
+        if args.incomplete_share + args.terminated_share > 1.0:
+            parser.error("--incomplete-share and --terminated-share add up to more than 1")
+        return _seed(args)
     try:
         settings = _settings(args)
         if args.command == "serve":

@@ -202,7 +202,7 @@ class Routing(_Out):
 class NumberRange(BaseModel):
     """An inclusive range of numbers of the same length."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
     from_: Msisdn = Field(alias="from")
     to: Msisdn

@@ -69,5 +69,8 @@ class Scheduler:
                 log.exception("scheduler_pass_failed")
                 seconds = _ERROR_BACKOFF
             timeout = _MAX_SLEEP if seconds is None else min(seconds, _MAX_SLEEP)
+            # asyncio.timeout rather than wait_for: on 3.11, wait_for can lose a
+            # cancellation that races with the event, and shutdown would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()

@@ -52,5 +52,6 @@ async def wait_for(event: asyncio.Event, seconds: float) -> bool:
     if seconds <= 0:
         return event.is_set()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     return event.is_set()

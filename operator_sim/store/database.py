@@ -35,16 +35,15 @@ class Database:
         """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
         async with self._lock:
             conn = self._conn
-            if conn.in_transaction:  # a previous unit was interrupted mid-rollback
-                await conn.rollback()
+            # BEGIN is inside the try: if this task is cancelled while BEGIN is queued on
+            # the connection's thread, the rollback queued after it still ends the transaction.
             try:
                 await conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot begin a transaction: {exc}") from exc
-            try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
                 await conn.rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"database error: {exc}") from exc
                 raise
             try:
                 await conn.commit()

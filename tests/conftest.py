@@ -1,0 +1,120 @@
+"""Shared fixtures: a real server on a loopback port, a temp database, a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+
+from operator_sim.server import create_app
+from operator_sim.settings import Settings
+
+DEMO_KEY = "demo-messenger-key-not-secret"
+ADMIN_TOKEN = "demo-admin-token-not-secret"
+IR_PATH = "/operators/{operator}/v1/identification-requests"
+CODES_PATH = "/operators/{operator}/v1/identification-codes"
+
+AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+class Sim:
+    """A running test server with typed shortcuts for the calls tests make most."""
+
+    def __init__(self, client: TestClient[Any, Any], db_path: Path) -> None:
+        self.client = client
+        self.db_path = db_path
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        """Bearer header for a key."""
+        return {"Authorization": f"Bearer {key}"}
+
+    async def identify(
+        self,
+        msisdn: str,
+        *,
+        operator: str = "alfa",
+        key: str = DEMO_KEY,
+        headers: dict[str, str] | None = None,
+    ) -> ClientResponse:
+        """POST an identification request."""
+        return await self.client.post(
+            IR_PATH.format(operator=operator),
+            json={"msisdn": msisdn},
+            headers={**self.auth(key), **(headers or {})},
+        )
+
+    async def identify_ok(self, msisdn: str, **kwargs: Any) -> dict[str, Any]:
+        """POST an identification request that must be created."""
+        resp = await self.identify(msisdn, **kwargs)
+        assert resp.status == 201, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+    async def get_request(
+        self, request_id: str, *, operator: str = "alfa", key: str = DEMO_KEY
+    ) -> dict[str, Any]:
+        """GET a request that must exist."""
+        resp = await self.client.get(
+            f"{IR_PATH.format(operator=operator)}/{request_id}", headers=self.auth(key)
+        )
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+    async def register_code(
+        self, request_id: str, code: str, *, operator: str = "alfa", key: str = DEMO_KEY
+    ) -> ClientResponse:
+        """POST an identification code."""
+        return await self.client.post(
+            CODES_PATH.format(operator=operator),
+            json={"request_id": request_id, "code": code},
+            headers=self.auth(key),
+        )
+
+    async def admin(self, method: str, path: str, json: Any = None) -> ClientResponse:
+        """Call the admin API with the demo admin token."""
+        kwargs: dict[str, Any] = {"headers": self.auth(ADMIN_TOKEN)}
+        if json is not None:
+            kwargs["json"] = json
+        return await self.client.request(method, f"/admin/v1{path}", **kwargs)
+
+    async def admin_ok(self, method: str, path: str, json: Any = None) -> Any:
+        """Call the admin API and expect success with a JSON body."""
+        resp = await self.admin(method, path, json)
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+    async def advance(self, seconds: float) -> dict[str, Any]:
+        """Advance the manual clock."""
+        body: dict[str, Any] = await self.admin_ok("POST", "/clock/advance", {"by": seconds})
+        return body
+
+    async def new_messenger(self, messenger_id: str, **extra: Any) -> dict[str, Any]:
+        """Register a messenger and return its credentials."""
+        body: dict[str, Any] = await self.admin_ok(
+            "POST", "/messengers", {"id": messenger_id, "name": messenger_id.title(), **extra}
+        )
+        return body
+
+    async def add_subscribers(self, *subscribers: dict[str, Any]) -> None:
+        """Upsert subscribers through the admin API."""
+        await self.admin_ok("POST", "/subscribers", {"subscribers": list(subscribers)})
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A fresh database file per test."""
+    return tmp_path / "sim.db"
+
+
+@pytest.fixture
+async def sim(aiohttp_client: AiohttpClient, db_path: Path) -> AsyncIterator[Sim]:
+    """A fresh server on a loopback port, default fixture, manual clock."""
+    app = create_app(Settings(db=db_path, clock="manual"))
+    client = await aiohttp_client(app)
+    yield Sim(client, db_path)
