@@ -124,6 +124,11 @@ async def _serve(settings: Settings) -> int:
     from operator_sim.server import create_app
 
     configure_logging(settings.log_level, settings.log_format)
+    # Signal handlers first: a SIGTERM that arrives while starting still drains cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
@@ -133,10 +138,6 @@ async def _serve(settings: Settings) -> int:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
         print(f"listening on {_url(runner.addresses[0])}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await runner.cleanup()

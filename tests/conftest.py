@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def sim(aiohttp_client: AiohttpClient, db_path: Path) -> AsyncIterator[Sim]:
+async def sim(aiohttp_client: AiohttpClient, db_path: Path) -> Sim:
     """A fresh server on a loopback port, default fixture, manual clock."""
     app = create_app(Settings(db=db_path, clock="manual"))
-    client = await aiohttp_client(app)
-    yield Sim(client, db_path)
+    return Sim(await aiohttp_client(app), db_path)

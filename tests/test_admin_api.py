@@ -90,10 +90,12 @@ async def test_upsert_with_an_unknown_operator_changes_nothing(sim: Sim) -> None
     resp = await sim.admin(
         "POST",
         "/subscribers",
-        {"subscribers": [
-            {"msisdn": "+79001112266", "operator_id": "alfa"},
-            {"msisdn": "+79001112277", "operator_id": "nope"},
-        ]},
+        {
+            "subscribers": [
+                {"msisdn": "+79001112266", "operator_id": "alfa"},
+                {"msisdn": "+79001112277", "operator_id": "nope"},
+            ]
+        },
     )
     assert resp.status == 422
     assert (await sim.admin("GET", "/subscribers/+79001112266")).status == 404
@@ -168,8 +170,12 @@ async def test_clock_rejects_bad_input(sim: Sim) -> None:
 
 async def test_reset_clears_flow_state_and_keeps_messengers(sim: Sim) -> None:
     other = await sim.new_messenger("other")
-    await sim.add_subscribers({"msisdn": "+79001113344", "operator_id": "alfa", "data_complete": True})
-    await sim.add_subscribers({"msisdn": "+79000000001", "operator_id": "alfa", "status": "terminated"})
+    await sim.add_subscribers(
+        {"msisdn": "+79001113344", "operator_id": "alfa", "data_complete": True}
+    )
+    await sim.add_subscribers(
+        {"msisdn": "+79000000001", "operator_id": "alfa", "status": "terminated"}
+    )
     headers = {"Idempotency-Key": "before-reset"}
     pending = await sim.identify_ok("+79000000005", headers=headers)
     assert (await sim.identify("+79000000008")).status == 429
@@ -194,7 +200,9 @@ async def test_reset_accepts_an_empty_object_and_refuses_input(sim: Sim) -> None
     assert (await sim.admin("POST", "/reset", {})).status == 204
     assert (await sim.admin("POST", "/reset", {"all": True})).status == 422
     resp = await sim.client.post(
-        "/admin/v1/reset", data=b"x=1", headers={**sim.auth(ADMIN_TOKEN), "Content-Type": "text/plain"}
+        "/admin/v1/reset",
+        data=b"x=1",
+        headers={**sim.auth(ADMIN_TOKEN), "Content-Type": "text/plain"},
     )
     assert resp.status == 415
 

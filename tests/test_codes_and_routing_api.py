@@ -37,8 +37,13 @@ async def test_second_code_for_the_same_request_is_409(sim: Sim) -> None:
 
 async def test_same_code_for_another_number_is_409(sim: Sim) -> None:
     await sim.add_subscribers(
-        {"msisdn": "+79000001234", "operator_id": "alfa", "full_name": "A B",
-         "birth_date": "1990-01-01", "passport": "4500 000000"}
+        {
+            "msisdn": "+79000001234",
+            "operator_id": "alfa",
+            "full_name": "A B",
+            "birth_date": "1990-01-01",
+            "passport": "4500 000000",
+        }
     )
     first = await sim.identify_ok("+79000000001")
     second = await sim.identify_ok("+79000001234")
@@ -95,9 +100,9 @@ async def test_code_for_another_messengers_request_is_refused_like_an_unknown_on
     )
     unknown = await sim.register_code("ir_UNKNOWN", CODE)
     assert theirs.status == unknown.status == 409
-    assert (await theirs.json())["detail"].replace(req["id"], "X") == (
-        await unknown.json()
-    )["detail"].replace("ir_UNKNOWN", "X")
+    assert (await theirs.json())["detail"].replace(req["id"], "X") == (await unknown.json())[
+        "detail"
+    ].replace("ir_UNKNOWN", "X")
 
 
 async def test_code_posted_to_another_operator_is_refused(sim: Sim) -> None:

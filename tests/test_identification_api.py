@@ -28,7 +28,14 @@ async def test_present_subscriber_is_answered_present_at_once(sim: Sim) -> None:
     assert resp.headers["Location"] == f"/operators/alfa/v1/identification-requests/{body['id']}"
     assert body["id"].startswith("ir_")
     assert set(body) == {
-        "id", "operator_id", "msisdn", "status", "result", "received_at", "due_at", "answered_at",
+        "id",
+        "operator_id",
+        "msisdn",
+        "status",
+        "result",
+        "received_at",
+        "due_at",
+        "answered_at",
     }
 
 
@@ -172,9 +179,7 @@ async def test_refusal_does_not_consume_the_idempotency_key(sim: Sim) -> None:
 
 
 async def test_prefer_wait_holds_until_the_answer(sim: Sim) -> None:
-    resp_task = asyncio.create_task(
-        sim.identify("+79000000009", headers={"Prefer": "wait=30"})
-    )
+    resp_task = asyncio.create_task(sim.identify("+79000000009", headers={"Prefer": "wait=30"}))
     # The POST is held; advancing the clock answers it and releases the response.
     for _ in range(200):
         journal = await sim.admin_ok("GET", "/requests?msisdn=%2B79000000009")
@@ -237,7 +242,9 @@ async def test_fixture_default_delay_applies_when_no_rule_matches(
 ) -> None:
     text = default_fixture_path().read_text(encoding="utf-8")
     fixture = tmp_path / "slow.toml"
-    fixture.write_text(text.replace('default_answer_delay = "PT0S"', 'default_answer_delay = "PT2M"'))
+    fixture.write_text(
+        text.replace('default_answer_delay = "PT0S"', 'default_answer_delay = "PT2M"')
+    )
     app = create_app(Settings(db=tmp_path / "slow.db", fixture=fixture, clock="manual"))
     slow = Sim(await aiohttp_client(app), tmp_path / "slow.db")
     body = await slow.identify_ok("+79000000001")

@@ -37,7 +37,9 @@ def next_count(rule: RuleSpec, hits: int) -> tuple[bool, int]:
     Without ``times`` a rule always applies. With ``times`` it applies that many times;
     then it is spent, or with ``cycle`` it lets one request through and starts again.
     """
-    if rule.times is None or hits < rule.times:
+    if rule.times is None:
+        return True, hits  # nothing to count: unlimited rules cost no write
+    if hits < rule.times:
         return True, hits + 1
     if rule.cycle:
         return False, 0
