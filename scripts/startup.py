@@ -30,8 +30,7 @@ def _one_run(db: Path, cwd: Path) -> tuple[float, float]:
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
+        line = proc.stdout.readline().strip() if proc.stdout else ""
         listening = time.perf_counter() - started
         url = line.removeprefix("listening on ") + "/readyz"
         deadline = started + 30
@@ -80,7 +79,10 @@ def main() -> None:
         for i in range(args.runs):
             listening, ready_at = _one_run(db, cwd)
             ready.append(ready_at)
-            print(f"run {i + 1}: listening after {listening:.3f} s, /readyz 200 after {ready_at:.3f} s")
+            print(
+                f"run {i + 1}: listening after {listening:.3f} s, "
+                f"/readyz 200 after {ready_at:.3f} s"
+            )
         print(
             f"median ready: {statistics.median(ready):.3f} s "
             f"(min {min(ready):.3f}, max {max(ready):.3f}) on {os.cpu_count()} cores"

@@ -63,7 +63,5 @@ async def test_demo_messenger_key_is_refused_when_not_on_loopback(
         "/admin/v1/clock", headers=sim.auth("demo-admin-token-not-secret")
     )
     assert demo_admin.status == 401
-    real_admin = await sim.client.get(
-        "/admin/v1/clock", headers=sim.auth("a-real-admin-token-123")
-    )
+    real_admin = await sim.client.get("/admin/v1/clock", headers=sim.auth("a-real-admin-token-123"))
     assert real_admin.status == 200
