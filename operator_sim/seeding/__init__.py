@@ -4,6 +4,7 @@
 ``scripts/seed.py``.
 """
 
+from operator_sim.seeding.pools import FAKER_VERSION
 from operator_sim.seeding.progress import ProgressBar
 from operator_sim.seeding.runner import (
     DEFAULT_BATCH_SIZE,
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_INCOMPLETE_SHARE",
     "DEFAULT_SEED",
     "DEFAULT_TERMINATED_SHARE",
+    "FAKER_VERSION",
     "Progress",
     "ProgressBar",
     "SeedError",

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from faker import VERSION as _FAKER_VERSION
 from faker import Faker
 
-__all__ = ["ADDRESS_POOL_BITS", "NAME_POOL_BITS", "Pools", "build_pools"]
+__all__ = ["ADDRESS_POOL_BITS", "FAKER_VERSION", "NAME_POOL_BITS", "Pools", "build_pools"]
+
+FAKER_VERSION: str = str(_FAKER_VERSION)
+"""The installed Faker's version: seeded output is identical for identical versions."""
 
 LOCALE = "ru_RU"
 # Pool sizes are powers of two, so that ``getrandbits(bits)`` indexes them directly.
