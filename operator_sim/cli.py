@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         help="SQLite durability: normal survives a process crash, full also a power loss",
     )
     serve.add_argument("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
+    serve.add_argument(
+        "--unix", type=Path, help="listen on this Unix socket instead of TCP (host, port unused)"
+    )
+    serve.add_argument(
+        "--journal-cap", type=int, help="keep at most this many journal entries (default 100000)"
+    )
+    serve.add_argument("--seed", type=int, help="seed of the fault rules' random draws")
 
     # Defaults are spelled out here rather than imported: importing the seeding package
     # pulls in Faker, and `serve` must start without it.
@@ -107,6 +114,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_format",
         "synchronous",
         "shutdown_timeout",
+        "unix",
+        "journal_cap",
+        "seed",
     )
     given: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return Settings(**given)
@@ -135,9 +145,13 @@ async def _serve(settings: Settings) -> int:
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        print(f"listening on {_url(runner.addresses[0])}", flush=True)
+        if settings.unix is not None:
+            await web.UnixSite(runner, str(settings.unix)).start()
+            print(f"listening on unix:{settings.unix}", flush=True)
+        else:
+            site = web.TCPSite(runner, settings.host, settings.port)
+            await site.start()
+            print(f"listening on {_url(runner.addresses[0])}", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()

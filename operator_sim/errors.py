@@ -15,6 +15,7 @@
     ├── MethodNotAllowed
     ├── Conflict                        the request contradicts stored state
     ├── InjectedFault                   a fault rule answers with an HTTP error
+    ├── InjectedMalformed               a fault rule answers 200/201 with a broken body
     ├── StartupError                    the server cannot start as configured
     │   ├── FixtureError                a fixture file is broken
     │   └── SchemaError                 the database is not one we can open
@@ -109,6 +110,16 @@ class InjectedFault(OperatorSimError):
         super().__init__(f"fault rule {rule_id} answered {status}")
         self.status = status
         self.retry_after = retry_after
+        self.rule_id = rule_id
+
+
+class InjectedMalformed(OperatorSimError):
+    """A fault rule answers 200/201 ``application/json`` with a broken body."""
+
+    def __init__(self, *, status: int, body: str, rule_id: str) -> None:
+        super().__init__(f"fault rule {rule_id} answered {status} with a {body} body")
+        self.status = status
+        self.body = body
         self.rule_id = rule_id
 
 

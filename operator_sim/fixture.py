@@ -69,6 +69,9 @@ class Fixture(BaseModel):
     description: str = ""
     demo_admin_token: Annotated[str, StringConstraints(min_length=8, max_length=200)] | None = None
     default_answer_delay: Duration = timedelta(0)
+    seed: int | None = Field(
+        default=None, description="Seed of the fault rules' random draws (default 1801)."
+    )
     operators: Annotated[list[FixtureOperator], Field(min_length=1)]
     messengers: list[FixtureMessenger] = []
     subscribers: list[SubscriberIn] = []

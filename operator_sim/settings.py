@@ -37,8 +37,30 @@ class Settings(BaseSettings):
         description="SQLite synchronous mode: normal survives a process crash, "
         "full also a power loss.",
     )
+    webhook_timeout: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=5.0, description="Seconds one webhook POST may take."
+    )
+    webhook_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=4, description="Webhook POSTs in flight at once per messenger."
+    )
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts (* globs) webhooks may target; empty allows any.",
+    )
     shutdown_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         default=10.0, description="Seconds SIGTERM waits for in-flight requests."
+    )
+    unix: Path | None = Field(
+        default=None,
+        description="Listen on this Unix socket instead of TCP (host and port are ignored).",
+    )
+    journal_cap: Annotated[int, Field(ge=1)] = Field(
+        default=100_000,
+        description="The request journal keeps at most this many entries; older ones are dropped.",
+    )
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the fault rules' random draws (default: the fixture's, else 1801).",
     )
 
     @field_validator("clock")
@@ -54,8 +76,11 @@ class Settings(BaseSettings):
 
     @property
     def loopback(self) -> bool:
-        """Whether the server binds to loopback only (demo credentials are accepted there)."""
-        if self.host == "localhost":
+        """Whether the server binds to loopback only (demo credentials are accepted there).
+
+        A Unix socket is local too.
+        """
+        if self.unix is not None or self.host == "localhost":
             return True
         try:
             return ipaddress.ip_address(self.host).is_loopback

@@ -18,6 +18,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -27,32 +28,50 @@ __all__ = [
     "ClockAdvanced",
     "ClockSet",
     "ClockView",
+    "ContractTerminatedEvent",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryList",
     "Duration",
+    "EntityId",
+    "Event",
+    "EventPage",
+    "EventType",
+    "FeedDelivery",
     "Health",
+    "IdentificationAnsweredEvent",
     "IdentificationCode",
     "IdentificationCodeCreate",
     "IdentificationRequest",
     "IdentificationRequestCreate",
+    "JournalCount",
     "JournalEntry",
     "JournalPage",
+    "LifecycleResult",
     "Messenger",
     "MessengerCreate",
     "MessengerCreated",
     "MessengerList",
     "Msisdn",
+    "NumberPortedEvent",
     "NumberRange",
     "Operator",
     "OperatorList",
+    "PortRequest",
     "Problem",
     "Routing",
+    "Rule",
     "RuleAction",
+    "RuleList",
     "RuleMatch",
     "RuleSpec",
     "Subscriber",
+    "SubscriberEventData",
     "SubscriberIn",
     "SubscriberUpsert",
     "SubscribersUpserted",
     "Timestamp",
+    "WebhookDelivery",
     "format_timestamp",
     "is_msisdn",
 ]
@@ -362,6 +381,122 @@ class ClockAdvanced(_Out):
     fired: int
 
 
+# --- events --------------------------------------------------------------------------
+
+EventType = Literal[
+    "identification.answered", "subscriber.contract_terminated", "subscriber.number_ported"
+]
+
+
+class SubscriberEventData(_Out):
+    """What a lifecycle event says: the number and the code it ends. No personal data."""
+
+    msisdn: Msisdn
+    code: str
+
+
+class _EventBase(_Out):
+    id: str
+    operator_id: str
+    occurred_at: Timestamp
+    deliver_by: Timestamp = Field(description="occurred_at + 24 hours (simulation time).")
+
+
+class IdentificationAnsweredEvent(_EventBase):
+    """An identification request was answered or expired; ``data`` is the request."""
+
+    type: Literal["identification.answered"]
+    data: IdentificationRequest
+
+
+class ContractTerminatedEvent(_EventBase):
+    """The subscriber's contract ended: the code no longer identifies a user."""
+
+    type: Literal["subscriber.contract_terminated"]
+    data: SubscriberEventData
+
+
+class NumberPortedEvent(_EventBase):
+    """The number moved to another operator: identify the user again there."""
+
+    type: Literal["subscriber.number_ported"]
+    data: SubscriberEventData
+
+
+Event = Annotated[
+    IdentificationAnsweredEvent | ContractTerminatedEvent | NumberPortedEvent,
+    Field(discriminator="type"),
+]
+
+
+class EventPage(_Out):
+    """``GET .../events``: events after the cursor, oldest first."""
+
+    events: list[Event]
+    next_cursor: str
+
+
+class PortRequest(_In):
+    """Body of ``POST /admin/v1/subscribers/{msisdn}/port``."""
+
+    to_operator_id: EntityId
+
+
+class LifecycleResult(_Out):
+    """A termination or port, and how many notifications it emitted."""
+
+    msisdn: Msisdn
+    operator_id: str
+    status: SubscriberStatus
+    events: int
+
+
+class DeliveryAttempt(_Out):
+    """One webhook POST."""
+
+    attempt: int
+    at: Timestamp
+    status: int | None
+    error: str | None
+
+
+class FeedDelivery(_Out):
+    """The pull feed's side of an event."""
+
+    delivered_at: Timestamp | None
+    met_deadline: bool | None
+
+
+class WebhookDelivery(_Out):
+    """The webhook side of an event."""
+
+    url: str
+    state: Literal["pending", "delivered", "failed"]
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    met_deadline: bool | None
+    attempts: list[DeliveryAttempt]
+
+
+class Delivery(_Out):
+    """An event and how it reached (or did not reach) its messenger."""
+
+    event_id: str
+    messenger_id: str
+    operator_id: str
+    type: EventType
+    occurred_at: Timestamp
+    deliver_by: Timestamp
+    feed: FeedDelivery
+    webhook: WebhookDelivery | None
+
+
+class DeliveryList(_Out):
+    """``GET /admin/v1/deliveries``: newest first."""
+
+    deliveries: list[Delivery]
+
+
 # --- fault rules ---------------------------------------------------------------------
 
 MsisdnGlob = Annotated[str, StringConstraints(pattern=r"^\+?[0-9*]{1,16}$")]
@@ -375,12 +510,68 @@ class RuleMatch(_In):
     operator_id: EntityId | None = None
 
 
+def _check_not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise PydanticCustomError("negative_duration", "durations must not be negative")
+    return value
+
+
+_NonNegative = Annotated[Duration, AfterValidator(_check_not_negative)]
+
+
+class UniformDelay(_In):
+    """A delay drawn uniformly between ``min`` and ``max`` (inclusive)."""
+
+    distribution: Literal["uniform"]
+    min: _NonNegative
+    max: _NonNegative
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformDelay:
+        if self.min > self.max:
+            raise PydanticCustomError("delay_range", "min must not be above max")
+        return self
+
+
+class LognormalDelay(_In):
+    """A log-normal delay: ``median`` and shape ``sigma``, optionally capped at ``max``."""
+
+    distribution: Literal["lognormal"]
+    median: _NonNegative
+    sigma: Annotated[float, Field(gt=0, le=5)] = Field(
+        default=0.5, description="Standard deviation of the delay's natural logarithm."
+    )
+    max: _NonNegative | None = Field(default=None, description="No draw exceeds this.")
+
+
+DelayDistribution = Annotated[UniformDelay | LognormalDelay, Field(discriminator="distribution")]
+
+
 class AnswerAction(_In):
-    """Answer after ``delay`` (late when past the deadline), optionally forcing the result."""
+    """Answer after ``delay`` (late when past the deadline), optionally forcing the result.
+
+    ``delay`` is a fixed duration or a distribution drawn from the seeded generator.
+    """
 
     type: Literal["answer"]
-    delay: Duration = timedelta(0)
+    delay: Duration | DelayDistribution = timedelta(0)
     result: Result | None = None
+
+
+class LateAction(_In):
+    """Answer ``by`` after the 20-minute deadline: the request expires, then is answered."""
+
+    type: Literal["late"]
+    by: _NonNegative = Field(
+        default=timedelta(minutes=5), description="How long after the deadline the answer comes."
+    )
+    result: Result | None = None
+
+    @model_validator(mode="after")
+    def _after_deadline(self) -> LateAction:
+        if self.by <= timedelta(0):
+            raise PydanticCustomError("late_by", "a late answer comes some time after the deadline")
+        return self
 
 
 class NeverAction(_In):
@@ -403,8 +594,24 @@ class DropAction(_In):
     type: Literal["drop"]
 
 
+MalformedBody = Literal["truncated", "not_json", "wrong_shape", "empty"]
+
+
+class MalformedAction(_In):
+    """Respond 200/201 ``application/json`` with a broken body; nothing is created.
+
+    ``truncated``: a request resource cut in half; ``not_json``: an HTML error page;
+    ``wrong_shape``: valid JSON missing the resource's fields; ``empty``: no bytes at all.
+    """
+
+    type: Literal["malformed"]
+    body: MalformedBody = "truncated"
+    status: Literal[200, 201] = 201
+
+
 RuleAction = Annotated[
-    AnswerAction | NeverAction | HttpErrorAction | DropAction, Field(discriminator="type")
+    AnswerAction | NeverAction | LateAction | HttpErrorAction | DropAction | MalformedAction,
+    Field(discriminator="type"),
 ]
 
 
@@ -422,3 +629,34 @@ class RuleSpec(_In):
         default=False,
         description="After `times` hits, let the next request through and start counting again.",
     )
+    probability: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="Apply to this share of matching requests, drawn from the seeded "
+        "generator; the others fall through to later rules.",
+    )
+
+
+class Rule(_Out):
+    """A fault rule as stored: its spec, where it came from and how often it fired."""
+
+    id: str
+    match: RuleMatch
+    action: RuleAction
+    times: int | None
+    count_per: Literal["rule", "messenger"]
+    cycle: bool
+    probability: float | None
+    source: Literal["fixture", "runtime"]
+    hits: int = Field(description="Requests it applied to since it was loaded or last reset.")
+
+
+class RuleList(_Out):
+    """``GET /admin/v1/rules``: every rule in matching order."""
+
+    rules: list[Rule]
+
+
+class JournalCount(_Out):
+    """``GET /admin/v1/requests/count``: how many journal entries match the filters."""
+
+    count: int

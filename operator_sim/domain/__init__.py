@@ -7,16 +7,27 @@ from operator_sim.domain.identification import (
     plan_answer,
     resolve_routing,
 )
-from operator_sim.domain.rules import RuleHit, choose_rule, glob_matches, next_count
+from operator_sim.domain.rules import (
+    RuleHit,
+    by_chance,
+    choose_rule,
+    draw_delay,
+    glob_matches,
+    next_count,
+    realise,
+)
 
 __all__ = [
     "DEADLINE",
     "AnswerPlan",
     "RuleHit",
+    "by_chance",
     "choose_rule",
+    "draw_delay",
     "glob_matches",
     "is_present",
     "next_count",
     "plan_answer",
+    "realise",
     "resolve_routing",
 ]

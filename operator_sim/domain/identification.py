@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from operator_sim.wire import AnswerAction, DropAction, HttpErrorAction, NeverAction, RuleSpec
+from operator_sim.wire import (
+    AnswerAction,
+    DropAction,
+    HttpErrorAction,
+    LateAction,
+    MalformedAction,
+    NeverAction,
+    RuleSpec,
+)
 
 DEADLINE = timedelta(minutes=20)
 """The operator must answer within 20 minutes of receipt."""
@@ -68,9 +76,14 @@ def plan_answer(
     if isinstance(action, NeverAction):
         return AnswerPlan(received_at_ms, due, None, None)
     if isinstance(action, AnswerAction):
+        if not isinstance(action.delay, timedelta):
+            raise ValueError("draw the delay first (domain.rules.realise)")
         delay_ms = int(action.delay.total_seconds() * 1000)
         return AnswerPlan(received_at_ms, due, received_at_ms + delay_ms, action.result)
-    if isinstance(action, HttpErrorAction | DropAction):
+    if isinstance(action, LateAction):
+        late_ms = max(1, int(action.by.total_seconds() * 1000))
+        return AnswerPlan(received_at_ms, due, due + late_ms, action.result)
+    if isinstance(action, HttpErrorAction | DropAction | MalformedAction):
         raise ValueError("HTTP-level actions create no request")
     delay_ms = int(default_delay.total_seconds() * 1000)
     return AnswerPlan(received_at_ms, due, received_at_ms + delay_ms, None)

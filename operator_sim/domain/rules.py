@@ -1,12 +1,19 @@
-"""Fault-rule matching and counting."""
+"""Fault-rule matching, counting and chance.
+
+Randomness is always drawn from a ``random.Random`` the caller passes in, so a seeded
+server makes the same decisions for the same sequence of requests.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import math
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from operator_sim.wire import RuleSpec
+from operator_sim.wire import AnswerAction, LognormalDelay, RuleSpec, UniformDelay
 
 
 def glob_matches(pattern: str, msisdn: str) -> bool:
@@ -46,6 +53,45 @@ def next_count(rule: RuleSpec, hits: int) -> tuple[bool, int]:
     return False, hits
 
 
+def by_chance(probability: float | None, rng: random.Random | None) -> bool:
+    """Whether a rule with this ``probability`` applies this time (always without one)."""
+    if probability is None:
+        return True
+    if rng is None:
+        raise ValueError("a rule with a probability needs a random generator")
+    return rng.random() < probability
+
+
+def _ms(value: timedelta) -> int:
+    return round(value.total_seconds() * 1000)
+
+
+def draw_delay(
+    delay: timedelta | UniformDelay | LognormalDelay, rng: random.Random | None
+) -> timedelta:
+    """A concrete answer delay, in whole milliseconds: fixed, or drawn from its distribution."""
+    if isinstance(delay, timedelta):
+        return delay
+    if rng is None:
+        raise ValueError("a delay distribution needs a random generator")
+    if isinstance(delay, UniformDelay):
+        low, high = _ms(delay.min), _ms(delay.max)
+        return timedelta(milliseconds=rng.randint(low, high))
+    median = delay.median.total_seconds()
+    seconds = 0.0 if median <= 0 else rng.lognormvariate(math.log(median), delay.sigma)
+    drawn = timedelta(milliseconds=round(seconds * 1000))
+    return drawn if delay.max is None else min(drawn, delay.max)
+
+
+def realise(rule: RuleSpec, rng: random.Random | None) -> RuleSpec:
+    """The rule with any delay distribution replaced by one draw from it."""
+    action = rule.action
+    if not isinstance(action, AnswerAction) or isinstance(action.delay, timedelta):
+        return rule
+    fixed = action.model_copy(update={"delay": draw_delay(action.delay, rng)})
+    return rule.model_copy(update={"action": fixed})
+
+
 @dataclass(frozen=True, slots=True)
 class RuleHit:
     """A rule that applies to a request, with the counter update to store."""
@@ -62,11 +108,13 @@ def choose_rule(
     operator_id: str,
     msisdn: str,
     hits_of: Callable[[str, str], int],
+    rng: random.Random | None = None,
 ) -> tuple[RuleHit | None, list[tuple[str, str, int]]]:
     """The first matching rule that applies, and every counter change to store.
 
     ``hits_of(rule_id, scope)`` reads a counter. Rules are tried in order; a rule that is
-    spent or cycling lets the request fall through to the next one.
+    spent or cycling, or whose ``probability`` draw fails, lets the request fall through
+    to the next one. A failed draw counts nothing: ``times`` counts applications.
     """
     updates: list[tuple[str, str, int]] = []
     for rule in rules:
@@ -77,6 +125,8 @@ def choose_rule(
         scope = counter_scope(rule, messenger_id)
         hits = hits_of(rule.id, scope)
         applies, new_hits = next_count(rule, hits)
+        if applies and not by_chance(rule.probability, rng):
+            continue
         if new_hits != hits:
             updates.append((rule.id, scope, new_hits))
         if applies:

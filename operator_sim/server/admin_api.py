@@ -6,8 +6,15 @@ from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.keys import CONTROL, DATABASE
-from operator_sim.server.parsing import path_msisdn, query_int, query_msisdn, read_empty, read_model
+from operator_sim.server.keys import CONTROL, DATABASE, WEBHOOK_ALLOW
+from operator_sim.server.parsing import (
+    path_msisdn,
+    query_int,
+    query_msisdn,
+    query_timestamp,
+    read_empty,
+    read_model,
+)
 from operator_sim.store import catalog
 from operator_sim.store import requests as store
 from operator_sim.wire import (
@@ -15,6 +22,7 @@ from operator_sim.wire import (
     ClockAdvanced,
     ClockSet,
     ClockView,
+    JournalCount,
     JournalPage,
     MessengerCreate,
     MessengerCreated,
@@ -38,6 +46,11 @@ async def list_operators(request: web.Request) -> web.StreamResponse:
 async def create_messenger(request: web.Request) -> web.StreamResponse:
     """Register a messenger; its secrets are shown once."""
     body = await read_model(request, MessengerCreate)
+    if body.webhook_url is not None and not request.app[WEBHOOK_ALLOW].allows(body.webhook_url):
+        raise errors.ValidationFailed(
+            "webhook_url targets a host outside the server's webhook allow-list",
+            errors=[{"loc": ["webhook_url"], "msg": "host not allowed"}],
+        )
     created = await request.app[CONTROL].create_messenger(body)
     return json_response(created, 201, {"Location": f"{_BASE}/messengers/{created.id}"})
 
@@ -77,17 +90,46 @@ def _query_id(request: web.Request, name: str) -> str | None:
     return value
 
 
+def _journal_filter(request: web.Request) -> store.JournalFilter:
+    return store.JournalFilter(
+        messenger_id=_query_id(request, "messenger_id"),
+        operator_id=_query_id(request, "operator_id"),
+        msisdn=query_msisdn(request, "msisdn"),
+        since_ms=query_timestamp(request, "since"),
+        until_ms=query_timestamp(request, "until"),
+    )
+
+
 async def list_requests(request: web.Request) -> web.StreamResponse:
     """The journal of identification POSTs, newest first."""
-    messenger_id = _query_id(request, "messenger_id")
-    operator_id = _query_id(request, "operator_id")
-    msisdn = query_msisdn(request, "msisdn")
+    selection = _journal_filter(request)
     limit = query_int(request, "limit", default=100, low=1, high=1000)
     async with request.app[DATABASE].read() as conn:
         entries = await store.list_journal(
-            conn, messenger_id=messenger_id, msisdn=msisdn, operator_id=operator_id, limit=limit
+            conn,
+            messenger_id=selection.messenger_id,
+            msisdn=selection.msisdn,
+            operator_id=selection.operator_id,
+            limit=limit,
+            since_ms=selection.since_ms,
+            until_ms=selection.until_ms,
         )
     return json_response(JournalPage(requests=entries))
+
+
+async def count_requests(request: web.Request) -> web.StreamResponse:
+    """How many journal entries match the same filters as the journal."""
+    selection = _journal_filter(request)
+    async with request.app[DATABASE].read() as conn:
+        count = await store.count_journal(conn, selection)
+    return json_response(JournalCount(count=count))
+
+
+async def reset_messenger(request: web.Request) -> web.StreamResponse:
+    """Clear one messenger's flow state, runtime rules and rule counters; others keep theirs."""
+    await read_empty(request)
+    await request.app[CONTROL].reset_messenger(request.match_info["messenger_id"])
+    return web.Response(status=204)
 
 
 async def get_clock(request: web.Request) -> web.StreamResponse:
@@ -118,6 +160,21 @@ async def reset(request: web.Request) -> web.StreamResponse:
 
 
 _ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+_JOURNAL_FILTERS = (
+    Param("messenger_id", _ID_PARAM, "Only this messenger's."),
+    Param("operator_id", _ID_PARAM, "Only those sent to this operator."),
+    Param("msisdn", {"type": "string"}, "Only this number (E.164)."),
+    Param(
+        "since",
+        {"type": "string", "format": "date-time"},
+        "Only those received at or after this simulation time (RFC 3339).",
+    ),
+    Param(
+        "until",
+        {"type": "string", "format": "date-time"},
+        "Only those received before this simulation time (RFC 3339).",
+    ),
+)
 
 ENDPOINTS = (
     Endpoint(
@@ -182,15 +239,40 @@ ENDPOINTS = (
         responses={200: JournalPage},
         problems=(401, 422),
         params=(
-            Param("messenger_id", _ID_PARAM, "Only this messenger's."),
-            Param("operator_id", _ID_PARAM, "Only those sent to this operator."),
-            Param("msisdn", {"type": "string"}, "Only this number (E.164)."),
+            *_JOURNAL_FILTERS,
             Param(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
                 "At most this many entries.",
             ),
         ),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/requests/count",
+        count_requests,
+        "Count journal entries",
+        "admin",
+        "admin",
+        responses={200: JournalCount},
+        problems=(401, 422),
+        params=_JOURNAL_FILTERS,
+        description="The same filters as the journal; e.g. how many requests a messenger "
+        "sent for one number.",
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/messengers/{{messenger_id}}/reset",
+        reset_messenger,
+        "Reset one messenger's flow state",
+        "admin",
+        "admin",
+        empty_body=True,
+        responses={204: None},
+        problems=(400, 401, 404, 415, 422),
+        description="Clears this messenger's requests, codes, idempotency keys, journal "
+        "entries, events, scheduled work, rule counters and the runtime rules that match "
+        "only this messenger. Other messengers keep theirs.",
     ),
     Endpoint(
         "GET",

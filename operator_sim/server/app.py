@@ -12,7 +12,14 @@ from aiohttp import web
 from operator_sim.clock import SimClock
 from operator_sim.errors import StartupError
 from operator_sim.fixture import LoadedFixture, load_fixture
-from operator_sim.server import admin_api, messenger_api, service_api
+from operator_sim.server import (
+    admin_api,
+    docs_api,
+    events_api,
+    messenger_api,
+    rules_api,
+    service_api,
+)
 from operator_sim.server.auth import Authenticator
 from operator_sim.server.control import Control
 from operator_sim.server.endpoints import add_routes
@@ -22,28 +29,42 @@ from operator_sim.server.keys import (
     CLOCK,
     CONTROL,
     DATABASE,
+    FEED,
     FIXTURE,
     FLOW,
+    LIFECYCLE,
     METRICS,
     OPENAPI,
     READY,
     SCHEDULER,
     SETTINGS,
     WAITERS,
+    WEBHOOK_ALLOW,
+    WEBHOOKS,
 )
+from operator_sim.server.lifecycle import Feed, Lifecycle
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.openapi import build_openapi
+from operator_sim.server.outbox import Outbox
 from operator_sim.server.problems import context_middleware, problem_middleware
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
 from operator_sim.server.waiters import Waiters
+from operator_sim.server.webhooks import AllowList, WebhookWorker
 from operator_sim.settings import Settings
 from operator_sim.store import catalog, open_database
 
 log = structlog.get_logger("operator_sim.app")
 
 MAX_BODY_BYTES = 64 * 1024
-ENDPOINTS = messenger_api.ENDPOINTS + admin_api.ENDPOINTS + service_api.ENDPOINTS
+ENDPOINTS = (
+    messenger_api.ENDPOINTS
+    + admin_api.ENDPOINTS
+    + rules_api.ENDPOINTS
+    + events_api.ENDPOINTS
+    + service_api.ENDPOINTS
+    + docs_api.ENDPOINTS
+)
 
 
 def _admin_token(settings: Settings, fixture: LoadedFixture) -> tuple[str, bool]:
@@ -61,6 +82,13 @@ def _admin_token(settings: Settings, fixture: LoadedFixture) -> tuple[str, bool]
             "accepted on loopback only; set OPERATOR_SIM_ADMIN_TOKEN (or --admin-token)"
         )
     return demo, True
+
+
+def _seed(settings: Settings, fixture: LoadedFixture) -> int:
+    """The fault rules' random seed: the setting, else the fixture's, else 1801."""
+    if settings.seed is not None:
+        return settings.seed
+    return fixture.fixture.seed if fixture.fixture.seed is not None else 1801
 
 
 def _resources(
@@ -84,7 +112,18 @@ def _resources(
 
             metrics, waiters = app[METRICS], app[WAITERS]
             scheduler_ref: list[Scheduler] = []
-            flow = Flow(db, clock, app[FIXTURE], metrics, waiters, lambda: scheduler_ref[0].wake())
+            outbox = Outbox(waiters, metrics)
+            flow = Flow(
+                db,
+                clock,
+                app[FIXTURE],
+                metrics,
+                waiters,
+                outbox,
+                lambda: scheduler_ref[0].wake(),
+                journal_cap=settings.journal_cap,
+                seed=_seed(settings, app[FIXTURE]),
+            )
             scheduler = Scheduler(db, clock, flow, metrics)
             scheduler_ref.append(scheduler)
             auth = Authenticator(
@@ -93,13 +132,26 @@ def _resources(
                 admin_is_demo=admin_is_demo,
                 demo_allowed=settings.loopback,
             )
-            control = Control(db, clock, app[FIXTURE], flow, scheduler, auth)
+            webhooks = WebhookWorker(
+                db,
+                clock,
+                metrics,
+                timeout=settings.webhook_timeout,
+                per_messenger=settings.webhook_concurrency,
+                allow=app[WEBHOOK_ALLOW],
+            )
+            outbox.on_webhook_work(webhooks.wake)
+            control = Control(db, clock, app[FIXTURE], flow, scheduler, auth, webhooks)
             await control.apply_fixture()
             await flow.load_operators()
             app[DATABASE], app[CLOCK], app[FLOW] = db, clock, flow
             app[SCHEDULER], app[AUTH], app[CONTROL] = scheduler, auth, control
+            app[LIFECYCLE] = Lifecycle(db, clock, flow, outbox)
+            app[FEED] = Feed(db, clock, waiters, metrics)
+            app[WEBHOOKS] = webhooks
 
             task = asyncio.create_task(scheduler.run(), name="operator-sim-scheduler")
+            webhook_task = asyncio.create_task(webhooks.run(), name="operator-sim-webhooks")
             app[READY].set()
             log.info(
                 "started",
@@ -113,9 +165,10 @@ def _resources(
                 yield
             finally:
                 app[READY].clear()
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for background in (task, webhook_task):
+                    background.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await background
                 async with db.write() as conn:
                     await catalog.save_clock(conn, clock.state())
         finally:
@@ -150,6 +203,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[WAITERS] = Waiters()
     app[READY] = asyncio.Event()
+    app[WEBHOOK_ALLOW] = AllowList(settings.webhook_allowed_hosts.split(","))
     app[OPENAPI] = render_openapi(build_openapi(ENDPOINTS))
     add_routes(app, ENDPOINTS)
     app.cleanup_ctx.append(_resources(clock, admin_token, admin_is_demo))

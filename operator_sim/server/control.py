@@ -16,8 +16,10 @@ from operator_sim.fixture import LoadedFixture
 from operator_sim.server.auth import Authenticator
 from operator_sim.server.flow import Flow
 from operator_sim.server.scheduler import Scheduler
+from operator_sim.server.webhooks import WebhookWorker
 from operator_sim.store import Database, catalog
 from operator_sim.store import requests as store
+from operator_sim.store import rules as rules_store
 from operator_sim.wire import (
     ClockView,
     MessengerCreate,
@@ -66,7 +68,9 @@ class Control:
         flow: Flow,
         scheduler: Scheduler,
         auth: Authenticator,
+        webhooks: WebhookWorker,
     ) -> None:
+        self._webhooks = webhooks
         self._db = db
         self._clock = clock
         self._fixture = fixture
@@ -116,8 +120,21 @@ class Control:
             await store.clear_flow_state(conn)
             await self._restore_fixture_state(conn, self._clock.now_ms())
         self._flow.rules_changed()
+        self._flow.reset_random()
         self._scheduler.wake()
         log.info("reset")
+
+    async def reset_messenger(self, messenger_id: str) -> None:
+        """Clear one messenger's flow state, its runtime rules and its rule counters."""
+        async with self._db.write() as conn:
+            if not await catalog.messenger_exists(conn, messenger_id):
+                raise errors.NotFound(kind="messenger", ident=messenger_id)
+            await store.clear_messenger_state(conn, messenger_id)
+            await rules_store.forget_messenger_rules(conn, messenger_id)
+        self._flow.rules_changed()
+        self._flow.reset_random(messenger_id)
+        self._scheduler.wake()
+        log.info("messenger_reset", messenger_id=messenger_id)
 
     async def create_messenger(self, body: MessengerCreate) -> MessengerCreated:
         """Register a messenger with fresh credentials (returned once)."""
@@ -190,6 +207,7 @@ class Control:
         self._clock.set_mode(mode, scale or 1.0)
         await self.save_clock()
         self._scheduler.wake()
+        self._webhooks.wake()
         log.info("clock_set", mode=mode, scale=self._clock.scale)
         return self.clock_view()
 
@@ -207,6 +225,9 @@ class Control:
         self._clock.advance(ms)
         await self.save_clock()
         fired = await self._scheduler.run_due()
+        # Webhook attempts that fell due are made (each bounded by its timeout) before the
+        # advance returns, like answers and expiries.
+        await self._webhooks.drain()
         self._scheduler.wake()
         log.info("clock_advanced", by_ms=ms, fired=fired)
         return fired

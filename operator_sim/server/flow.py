@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -18,16 +19,18 @@ import structlog
 from operator_sim import errors
 from operator_sim.clock import SimClock
 from operator_sim.domain import choose_rule, is_present, plan_answer, resolve_routing
-from operator_sim.domain.rules import counter_scope, rule_matches
+from operator_sim.domain.rules import counter_scope, realise, rule_matches
 from operator_sim.fixture import LoadedFixture
 from operator_sim.ids import new_id
 from operator_sim.server.metrics import Metrics
+from operator_sim.server.outbox import Emitted, Outbox
 from operator_sim.server.problems import DropConnection
 from operator_sim.server.waiters import Waiters
 from operator_sim.store import Database, catalog
 from operator_sim.store import requests as store
+from operator_sim.store import rules as rules_store
 from operator_sim.store.requests import StoredCode, StoredRequest
-from operator_sim.wire import DropAction, HttpErrorAction, Routing, RuleSpec
+from operator_sim.wire import DropAction, HttpErrorAction, MalformedAction, Routing, RuleSpec
 
 log = structlog.get_logger("operator_sim.flow")
 
@@ -42,6 +45,7 @@ class Created:
     request: StoredRequest
     replayed: bool
     scheduled: bool
+    emitted: tuple[Emitted, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +68,17 @@ class Flow:
         fixture: LoadedFixture,
         metrics: Metrics,
         waiters: Waiters,
+        outbox: Outbox,
         wake_scheduler: Callable[[], None],
+        *,
+        journal_cap: int | None = None,
+        seed: int = 1801,
     ) -> None:
         self._db = db
+        self._journal_cap = journal_cap
+        self._seed = seed
+        self._rngs: dict[str, random.Random] = {}
+        self._outbox = outbox
         self._clock = clock
         self._fixture = fixture
         self._metrics = metrics
@@ -96,6 +108,22 @@ class Flow:
         """Drop the cached rule list (after rules are added, removed or reset)."""
         self._rules = None
 
+    def _rng(self, messenger_id: str) -> random.Random:
+        # One generator per messenger, seeded from the server seed and the messenger id:
+        # suites sharing a server draw independently and reproducibly.
+        rng = self._rngs.get(messenger_id)
+        if rng is None:
+            rng = random.Random(f"{self._seed}/{messenger_id}")  # noqa: S311 (simulation, not security)
+            self._rngs[messenger_id] = rng
+        return rng
+
+    def reset_random(self, messenger_id: str | None = None) -> None:
+        """Start the random draws again from the seed (for everybody, or one messenger)."""
+        if messenger_id is None:
+            self._rngs.clear()
+        else:
+            self._rngs.pop(messenger_id, None)
+
     async def _pick_rule(
         self, conn: aiosqlite.Connection, *, messenger_id: str, operator_id: str, msisdn: str
     ) -> RuleSpec | None:
@@ -109,16 +137,50 @@ class Flow:
         counters = await catalog.get_rule_counters(
             conn, [(r.id, counter_scope(r, messenger_id)) for r in matching]
         )
+        rng = self._rng(messenger_id)
         hit, updates = choose_rule(
             matching,
             messenger_id=messenger_id,
             operator_id=operator_id,
             msisdn=msisdn,
             hits_of=lambda rule_id, scope: counters.get((rule_id, scope), 0),
+            rng=rng,
         )
         if updates:
             await catalog.set_rule_counters(conn, updates)
-        return None if hit is None else hit.rule
+        if hit is None:
+            return None
+        await rules_store.count_hit(conn, hit.rule.id)
+        return realise(hit.rule, rng)
+
+    async def _journal(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        messenger_id: str,
+        operator_id: str,
+        msisdn: str,
+        received_at: int,
+        request_id: str | None,
+        http_status: int,
+        rule_id: str | None,
+        replayed: bool,
+    ) -> None:
+        dropped = await store.add_journal(
+            conn,
+            messenger_id=messenger_id,
+            operator_id=operator_id,
+            msisdn=msisdn,
+            request_id=request_id,
+            http_status=http_status,
+            rule_id=rule_id,
+            replayed=replayed,
+            received_at=received_at,
+            cap=self._journal_cap,
+        )
+        if dropped:
+            # Counted inside the transaction: only a database failure could make it overcount.
+            self._metrics.journal_dropped.inc(dropped)
 
     # --- requests ----------------------------------------------------------------
 
@@ -143,7 +205,7 @@ class Flow:
         async with self._db.write() as conn:
             now = self._clock.now_ms()
             journal = functools.partial(
-                store.add_journal,
+                self._journal,
                 conn,
                 messenger_id=messenger_id,
                 operator_id=operator_id,
@@ -168,8 +230,11 @@ class Flow:
             rule = await self._pick_rule(
                 conn, messenger_id=messenger_id, operator_id=operator_id, msisdn=msisdn
             )
-            if rule is not None and isinstance(rule.action, HttpErrorAction | DropAction):
-                status = rule.action.status if isinstance(rule.action, HttpErrorAction) else 0
+            if rule is not None and isinstance(
+                rule.action, HttpErrorAction | DropAction | MalformedAction
+            ):
+                refused = rule.action
+                status = 0 if isinstance(refused, DropAction) else refused.status
                 await journal(
                     request_id=None,
                     http_status=status,
@@ -208,6 +273,10 @@ class Flow:
                 raise errors.InjectedFault(
                     status=action.status, retry_after=action.retry_after, rule_id=refusal.rule.id
                 )
+            if isinstance(action, MalformedAction):
+                raise errors.InjectedMalformed(
+                    status=action.status, body=action.body, rule_id=refusal.rule.id
+                )
             raise DropConnection(refusal.rule.id)
         self._after_create(created)
         return created
@@ -241,7 +310,10 @@ class Flow:
             result = plan.forced_result or await self._decide(conn, operator_id, msisdn)
             request = replace(request, status="answered", result=result, answered_at=now)
             await store.insert_request(conn, request)
-            return Created(request, replayed=False, scheduled=False)
+            event = await self._outbox.emit_answered(
+                conn, messenger_id=messenger_id, request=request.to_wire(), at_ms=now
+            )
+            return Created(request, replayed=False, scheduled=False, emitted=(event,))
         await store.insert_request(conn, request)
         if plan.answer_at_ms is not None:
             # Inserted before the expiry, so an answer due exactly at the deadline fires first.
@@ -259,6 +331,7 @@ class Flow:
         req = created.request
         if created.replayed:
             return
+        self._outbox.published(created.emitted)
         self._metrics.identification_requests.labels(req.operator_id).inc()
         if req.status == "answered":
             self._count_answer(req)
@@ -300,13 +373,23 @@ class Flow:
     async def fire_due(self, now_ms: int) -> int:
         """Fire one batch of due answers and expiries, in order; returns how many fired."""
         changed: list[tuple[StoredRequest, str]] = []
+        emitted: list[Emitted] = []
         async with self._db.write() as conn:
             jobs = await store.due_jobs(conn, now_ms, _FIRE_BATCH)
             for job in jobs:
                 outcome = await self._fire(conn, job)
                 if outcome is not None:
                     changed.append(outcome)
+                    emitted.append(
+                        await self._outbox.emit_answered(
+                            conn,
+                            messenger_id=outcome[0].messenger_id,
+                            request=outcome[0].to_wire(),
+                            at_ms=job.due_at,
+                        )
+                    )
                 await store.delete_job(conn, job.id)
+        self._outbox.published(emitted)
         for req, kind in changed:
             if kind == "expired":
                 self._metrics.deadline_misses.labels(req.operator_id, "expired").inc()
@@ -369,9 +452,18 @@ class Flow:
                     f"(status {req.status})"
                 )
             existing = await store.find_code_for_request(conn, request_id)
+            if existing is not None and existing.code == code:
+                return existing, False
+            standing = await catalog.subscriber_standing(conn, req.msisdn)
+            if standing is not None and (
+                standing.operator_id != operator_id or standing.status != "active"
+            ):
+                # Terminated or ported since the answer: the operator no longer serves them.
+                # (No record at all means a rule forced the answer; the code is accepted.)
+                raise errors.Conflict(
+                    "the subscriber's contract with this operator has ended since the answer"
+                )
             if existing is not None:
-                if existing.code == code:
-                    return existing, False
                 raise errors.Conflict(f"request {request_id} already has another code")
             taken = await store.find_code(conn, messenger_id, code)
             if taken is not None and taken.msisdn != req.msisdn:

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     from operator_sim.server.auth import Authenticator
     from operator_sim.server.control import Control
     from operator_sim.server.flow import Flow
+    from operator_sim.server.lifecycle import Feed, Lifecycle
     from operator_sim.server.metrics import Metrics
     from operator_sim.server.scheduler import Scheduler
     from operator_sim.server.waiters import Waiters
+    from operator_sim.server.webhooks import AllowList, WebhookWorker
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", SimClock)
@@ -30,6 +32,10 @@ SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
 FLOW: web.AppKey[Flow] = web.AppKey("flow")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 CONTROL: web.AppKey[Control] = web.AppKey("control")
+LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
+FEED: web.AppKey[Feed] = web.AppKey("feed")
+WEBHOOKS: web.AppKey[WebhookWorker] = web.AppKey("webhooks")
+WEBHOOK_ALLOW: web.AppKey[AllowList] = web.AppKey("webhook_allow")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MESSENGER_ID = web.RequestKey("messenger_id", str)

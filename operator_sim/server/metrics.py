@@ -50,10 +50,33 @@ class Metrics:
             ["operator_id", "kind"],
             registry=r,
         )
+        self.journal_dropped = Counter(
+            "operator_sim_journal_dropped",
+            "Journal entries dropped, oldest first, to keep the journal within its cap.",
+            registry=r,
+        )
         self.faults = Counter(
             "operator_sim_fault_rule_hits",
             "Fault rules applied, by rule id.",
             ["rule_id"],
+            registry=r,
+        )
+        self.events = Counter(
+            "operator_sim_events",
+            "Events written to the outbox, by type.",
+            ["type"],
+            registry=r,
+        )
+        self.webhook_attempts = Counter(
+            "operator_sim_webhook_attempts",
+            "Webhook POSTs, by outcome (delivered, retry, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.deliver_by_missed = Counter(
+            "operator_sim_deliver_by_missed",
+            "Events first delivered after their deliver_by, by channel.",
+            ["channel"],
             registry=r,
         )
         self.scheduled_jobs = Gauge(

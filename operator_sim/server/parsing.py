@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -132,6 +133,28 @@ def query_int(request: web.Request, name: str, *, default: int, low: int, high: 
             errors=[{"loc": ["query", name], "msg": f"expected {low}..{high}"}],
         )
     return int(raw)
+
+
+_OFFSET_SPACE_RE = re.compile(r" (\d\d:\d\d)$")
+
+
+def query_timestamp(request: web.Request, name: str) -> int | None:
+    """An optional RFC 3339 timestamp query parameter with a zone, as epoch milliseconds."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    raw = _OFFSET_SPACE_RE.sub(r"+\1", raw)  # an unencoded '+' in an offset decodes as a space
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise errors.ValidationFailed(
+            f"query parameter {name} must be an RFC 3339 timestamp with a zone "
+            "(2026-03-01T12:00:00Z)",
+            errors=[{"loc": ["query", name], "msg": "RFC 3339 timestamp expected"}],
+        )
+    return round(value.timestamp() * 1000)
 
 
 def query_msisdn(request: web.Request, name: str) -> str | None:

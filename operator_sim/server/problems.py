@@ -91,7 +91,26 @@ def problem_response(
     )
 
 
+_MALFORMED_BODIES = {
+    # Half of a plausible request resource: the JSON ends mid-string.
+    "truncated": b'{"id":"ir_01MALFORMED","operator_id":"alfa","msisdn":"+7916',
+    "not_json": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    # Valid JSON without the resource's fields.
+    "wrong_shape": b'{"ok":true,"status":"maybe"}',
+    "empty": b"",
+}
+
+
+def malformed_response(status: int, body: str) -> web.Response:
+    """A success status with a body no client should accept (a fault rule's ``malformed``)."""
+    return web.Response(
+        status=status, body=_MALFORMED_BODIES[body], headers={"Content-Type": "application/json"}
+    )
+
+
 def _from_domain(request: web.Request, exc: errors.OperatorSimError) -> web.Response:
+    if isinstance(exc, errors.InjectedMalformed):
+        return malformed_response(exc.status, exc.body)
     if isinstance(exc, errors.InjectedFault):
         headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return problem_response(

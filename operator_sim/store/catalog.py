@@ -190,6 +190,12 @@ async def list_messengers(conn: aiosqlite.Connection) -> list[Messenger]:
     ]
 
 
+async def messenger_exists(conn: aiosqlite.Connection, messenger_id: str) -> bool:
+    """Whether a messenger with this id is registered."""
+    async with conn.execute("SELECT 1 FROM messengers WHERE id = ?", (messenger_id,)) as cur:
+        return await cur.fetchone() is not None
+
+
 async def messenger_by_key_hash(conn: aiosqlite.Connection, key_hash: str) -> MessengerAuth | None:
     """The messenger whose API key hashes to ``key_hash``."""
     async with conn.execute(

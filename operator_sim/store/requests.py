@@ -158,9 +158,14 @@ async def add_journal(
     rule_id: str | None,
     replayed: bool,
     received_at: int,
-) -> None:
-    """Record one identification POST."""
-    await conn.execute(
+    cap: int | None = None,
+) -> int:
+    """Record one identification POST; keep at most ``cap`` entries. Returns how many dropped.
+
+    Ids only grow, so the oldest entries beyond the cap are one range of the primary key:
+    the delete is a short index range, not a scan.
+    """
+    cur = await conn.execute(
         "INSERT INTO journal (messenger_id, operator_id, msisdn, request_id, http_status, "
         "rule_id, replayed, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -174,6 +179,48 @@ async def add_journal(
             received_at,
         ),
     )
+    newest = cur.lastrowid
+    if cap is None or newest is None or newest <= cap:
+        return 0
+    dropped = await conn.execute("DELETE FROM journal WHERE id <= ?", (newest - cap,))
+    return max(dropped.rowcount, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFilter:
+    """Which journal entries a query selects; None matches everything."""
+
+    messenger_id: str | None = None
+    msisdn: str | None = None
+    operator_id: str | None = None
+    since_ms: int | None = None
+    """Received at or after (simulation time)."""
+    until_ms: int | None = None
+    """Received before (simulation time)."""
+
+    def where(self) -> tuple[str, list[object]]:
+        """The WHERE clause over ``journal j`` (fixed columns and placeholders only)."""
+        terms: list[str] = []
+        params: list[object] = []
+        for term, value in (
+            ("j.messenger_id = ?", self.messenger_id),
+            ("j.msisdn = ?", self.msisdn),
+            ("j.operator_id = ?", self.operator_id),
+            ("j.received_at >= ?", self.since_ms),
+            ("j.received_at < ?", self.until_ms),
+        ):
+            if value is not None:
+                terms.append(term)
+                params.append(value)
+        return (f"WHERE {' AND '.join(terms)}" if terms else ""), params
+
+
+async def count_journal(conn: aiosqlite.Connection, selection: JournalFilter) -> int:
+    """How many journal entries match."""
+    clause, params = selection.where()
+    async with conn.execute(f"SELECT count(*) FROM journal j {clause}", params) as cur:  # noqa: S608 (see JournalFilter.where)
+        row = await cur.fetchone()
+    return 0 if row is None else int(row[0])
 
 
 async def list_journal(
@@ -183,19 +230,17 @@ async def list_journal(
     msisdn: str | None,
     operator_id: str | None,
     limit: int,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
 ) -> list[JournalEntry]:
     """Journal entries, newest first, with the current state of the requests they made."""
-    where: list[str] = []
-    params: list[object] = []
-    for column, value in (
-        ("j.messenger_id", messenger_id),
-        ("j.msisdn", msisdn),
-        ("j.operator_id", operator_id),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause, params = JournalFilter(
+        messenger_id=messenger_id,
+        msisdn=msisdn,
+        operator_id=operator_id,
+        since_ms=since_ms,
+        until_ms=until_ms,
+    ).where()
     # Only fixed column names and placeholders are joined into the statement.
     sql = (
         "SELECT j.id AS journal_id, j.request_id, j.messenger_id, j.operator_id, j.msisdn, "  # noqa: S608
@@ -362,7 +407,23 @@ _FLOW_TABLES = (
     "journal",
     "jobs",
     "rule_counters",
+    "events",
+    "delivery_attempts",
 )
+
+
+async def clear_messenger_state(conn: aiosqlite.Connection, messenger_id: str) -> None:
+    """Forget one messenger's requests, codes, keys, journal, scheduled work and events."""
+    params = (messenger_id,)
+    mine = "SELECT id FROM identification_requests WHERE messenger_id = ?"
+    await conn.execute(f"DELETE FROM jobs WHERE ref IN ({mine})", params)  # noqa: S608 (constant)
+    for table in ("identification_codes", "idempotency_keys", "identification_requests"):
+        await conn.execute(f"DELETE FROM {table} WHERE messenger_id = ?", params)  # noqa: S608 (constant table names)
+    await conn.execute("DELETE FROM journal WHERE messenger_id = ?", params)
+    events = "SELECT id FROM events WHERE messenger_id = ?"
+    await conn.execute(f"DELETE FROM jobs WHERE ref IN ({events})", params)  # noqa: S608 (constant)
+    await conn.execute(f"DELETE FROM delivery_attempts WHERE event_id IN ({events})", params)  # noqa: S608 (constant)
+    await conn.execute("DELETE FROM events WHERE messenger_id = ?", params)
 
 
 async def clear_flow_state(conn: aiosqlite.Connection) -> None:

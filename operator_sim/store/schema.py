@@ -77,6 +77,7 @@ CREATE TABLE identification_requests (
     rule_id      TEXT
 ) STRICT;
 CREATE INDEX identification_requests_msisdn ON identification_requests (msisdn);
+CREATE INDEX identification_requests_messenger ON identification_requests (messenger_id);
 
 CREATE TABLE identification_codes (
     messenger_id  TEXT NOT NULL,
@@ -117,7 +118,8 @@ CREATE TABLE rules (
     id       TEXT PRIMARY KEY,
     position INTEGER NOT NULL,
     source   TEXT NOT NULL CHECK (source IN ('fixture', 'runtime')),
-    spec     TEXT NOT NULL
+    spec     TEXT NOT NULL,
+    hits     INTEGER NOT NULL DEFAULT 0  -- requests the rule applied to (shown by the admin API)
 ) STRICT;
 
 CREATE TABLE rule_counters (
@@ -126,6 +128,38 @@ CREATE TABLE rule_counters (
     hits    INTEGER NOT NULL,
     PRIMARY KEY (rule_id, scope)
 ) STRICT;
+
+-- The transactional outbox: one row per notification to one messenger. ``body`` is the
+-- event JSON exactly as the feed and the webhook deliver it.
+CREATE TABLE events (
+    seq                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                   TEXT NOT NULL UNIQUE,
+    messenger_id         TEXT NOT NULL,
+    operator_id          TEXT NOT NULL,
+    type                 TEXT NOT NULL,
+    occurred_at          INTEGER NOT NULL,
+    deliver_by           INTEGER NOT NULL,
+    body                 TEXT NOT NULL,
+    feed_delivered_at    INTEGER,
+    webhook_url          TEXT,
+    webhook_state        TEXT CHECK (webhook_state IN ('pending', 'delivered', 'failed')),
+    webhook_base         INTEGER,
+    webhook_attempt      INTEGER NOT NULL DEFAULT 0,
+    webhook_next_at      INTEGER,
+    webhook_delivered_at INTEGER
+) STRICT;
+CREATE INDEX events_feed ON events (messenger_id, operator_id, seq);
+CREATE INDEX events_webhook_due ON events (webhook_next_at) WHERE webhook_state = 'pending';
+
+CREATE TABLE delivery_attempts (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    attempt  INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    status   INTEGER,
+    error    TEXT
+) STRICT;
+CREATE INDEX delivery_attempts_event ON delivery_attempts (event_id, id);
 
 -- Scheduled work, fired in (due_at, id) order by the scheduler.
 CREATE TABLE jobs (

@@ -1,0 +1,90 @@
+"""Notification delivery: the 24-hour window, the webhook retry schedule, feed cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+from datetime import timedelta
+
+NOTIFY_WINDOW = timedelta(hours=24)
+"""The operator must notify the messenger within 24 hours."""
+
+_S = 1000
+_WINDOW_MS = int(NOTIFY_WINDOW.total_seconds() * _S)
+
+RETRY_OFFSETS_MS: tuple[int, ...] = (
+    0,
+    5 * _S,
+    5 * 60 * _S,
+    30 * 60 * _S,
+    2 * 3600 * _S,
+    5 * 3600 * _S,
+    10 * 3600 * _S,
+    17 * 3600 * _S,
+)
+"""When each webhook attempt is due, counted from the event (or from a replay)."""
+
+_JITTER = 0.1
+
+
+def attempt_due(base_ms: int, attempt: int, rng: random.Random) -> int | None:
+    """When attempt number ``attempt`` (0-based) is due, or None after the last one.
+
+    Attempts after the second get up to ±10% jitter on their offset, so receivers that
+    recover together are not hit together; every attempt stays inside the window.
+    """
+    if attempt >= len(RETRY_OFFSETS_MS):
+        return None
+    offset = RETRY_OFFSETS_MS[attempt]
+    if attempt >= 2:
+        offset = int(offset * (1 + rng.uniform(-_JITTER, _JITTER)))
+    return base_ms + min(offset, _WINDOW_MS - 1)
+
+
+def next_attempt_at(
+    *, base_ms: int, attempt: int, now_ms: int, retry_after_s: float | None, rng: random.Random
+) -> int | None:
+    """When to try again after attempt ``attempt`` failed at ``now_ms``; None when spent.
+
+    A receiver's ``Retry-After`` is honoured: the next attempt is never earlier.
+    """
+    due = attempt_due(base_ms, attempt + 1, rng)
+    if due is None:
+        return None
+    if retry_after_s is not None:
+        due = max(due, now_ms + int(retry_after_s * _S))
+    return max(due, now_ms)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header in delta-seconds form; None otherwise."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit():
+        return None
+    return float(min(int(text), 86_400))
+
+
+_CURSOR_PREFIX = "c1."
+
+
+def encode_cursor(seq: int) -> str:
+    """An opaque, URL-safe cursor for a feed position."""
+    raw = _CURSOR_PREFIX.encode() + str(seq).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    """The feed position of a cursor, or None when it is not one of ours."""
+    if not cursor or len(cursor) > 64:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    digits = raw.removeprefix(_CURSOR_PREFIX)
+    if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)

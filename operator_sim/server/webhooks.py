@@ -1,0 +1,273 @@
+"""The webhook worker: pushes outbox events to messengers, signed per Standard Webhooks.
+
+One background task owned by the application reads due attempts from the database (so a
+restart resumes them) and runs each attempt as its own task, at most a few at a time per
+messenger: a slow receiver delays only its own messenger's deliveries. Retries follow
+``domain.delivery``'s schedule on the simulation clock; ``webhook-timestamp`` is wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import functools
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from standardwebhooks import Webhook
+
+from operator_sim import __version__
+from operator_sim.clock import SimClock, wall_time
+from operator_sim.domain.delivery import next_attempt_at, parse_retry_after
+from operator_sim.server.metrics import Metrics
+from operator_sim.store import Database
+from operator_sim.store import events as store
+from operator_sim.store.events import WebhookDue
+
+log = structlog.get_logger("operator_sim.webhooks")
+
+_MAX_SLEEP = 30.0
+_BATCH = 500
+_RESPONSE_READ_LIMIT = 64 * 1024
+
+
+class AllowList:
+    """Hosts webhooks may target (``*`` globs); empty means any host."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._patterns = [p.strip().lower() for p in patterns if p.strip()]
+
+    def allows(self, url: str) -> bool:
+        """Whether the URL's host matches a pattern (always, without patterns)."""
+        if not self._patterns:
+            return True
+        host = (urlsplit(url).hostname or "").lower()
+        return any(fnmatch.fnmatchcase(host, p) for p in self._patterns)
+
+
+class _GroupCommit:
+    """Writes the outcomes of concurrent attempts in one transaction; each caller waits for it."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[tuple[store.AttemptRecord, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, record: store.AttemptRecord) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._db.write() as conn:
+                    await store.record_attempts(conn, [record for record, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
+def signed_headers(
+    signer: Webhook, *, event_id: str, body: str, sent_at: datetime
+) -> dict[str, str]:
+    """The Standard Webhooks headers for one attempt (``webhook-id`` is the event id)."""
+    return {
+        "content-type": "application/json",
+        "user-agent": f"operator-sim/{__version__}",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signer.sign(event_id, sent_at, body),
+    }
+
+
+class WebhookWorker:
+    """Delivers pending webhook attempts as they fall due."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: SimClock,
+        metrics: Metrics,
+        *,
+        timeout: float,
+        per_messenger: int,
+        allow: AllowList,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._metrics = metrics
+        self._timeout = timeout
+        self._per_messenger = per_messenger
+        self._allow = allow
+        self._wake = asyncio.Event()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self._per_messenger)
+        )
+        self._signers: dict[str, Webhook] = {}
+        self._rng = random.Random()  # jitter only; nothing depends on its sequence  # noqa: S311
+        self._session: aiohttp.ClientSession | None = None
+        self._records = _GroupCommit(db)
+
+    def wake(self) -> None:
+        """Look for due attempts now (new events, a replay, or the clock moved)."""
+        self._wake.set()
+
+    async def _signer(self, messenger_id: str) -> Webhook | None:
+        signer = self._signers.get(messenger_id)
+        if signer is None:
+            async with (
+                self._db.read() as conn,
+                conn.execute(
+                    "SELECT webhook_secret FROM messengers WHERE id = ?", (messenger_id,)
+                ) as cur,
+            ):
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            signer = self._signers[messenger_id] = Webhook(row[0])
+        return signer
+
+    def _dispatch(self, due: Sequence[WebhookDue]) -> None:
+        for item in due:
+            if item.event_id in self._inflight:
+                continue
+            task = asyncio.create_task(self._attempt(item), name=f"webhook-{item.event_id}")
+            self._inflight[item.event_id] = task
+            task.add_done_callback(functools.partial(self._done, item.event_id))
+
+    def _done(self, event_id: str, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(event_id, None)
+        # Refill when half the batch is done, not after every attempt: each pass queries.
+        if len(self._inflight) <= _BATCH // 2:
+            self._wake.set()
+
+    async def _due(self) -> list[WebhookDue]:
+        async with self._db.read() as conn:
+            return await store.due_webhooks(
+                conn, self._clock.now_ms(), _BATCH + len(self._inflight)
+            )
+
+    async def drain(self) -> None:
+        """Make every attempt that is due now, and wait until none is due or in flight."""
+        while True:
+            self._dispatch(await self._due())
+            if not self._inflight:
+                return
+            await asyncio.wait(list(self._inflight.values()))
+
+    async def _post(self, item: WebhookDue) -> tuple[int | None, str | None, float | None]:
+        if not self._allow.allows(item.url):
+            return None, "target host not in the webhook allow-list", None
+        signer = await self._signer(item.messenger_id)
+        if signer is None:
+            return None, "messenger no longer registered", None
+        if self._session is None:
+            return None, "worker stopped", None
+        sent_at = datetime.fromtimestamp(int(wall_time()), tz=UTC)
+        headers = signed_headers(signer, event_id=item.event_id, body=item.body, sent_at=sent_at)
+        try:
+            async with self._session.post(
+                item.url, data=item.body.encode(), headers=headers, allow_redirects=False
+            ) as resp:
+                await resp.content.read(_RESPONSE_READ_LIMIT)
+                return resp.status, None, parse_retry_after(resp.headers.get("Retry-After"))
+        except TimeoutError:
+            return None, f"no response within {self._timeout:g} s", None
+        except aiohttp.ClientError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:300], None
+
+    async def _attempt(self, item: WebhookDue) -> None:
+        async with self._limits[item.messenger_id]:
+            now = self._clock.now_ms()
+            # Under a manual clock an attempt happens at its scheduled time; otherwise at
+            # the real moment, which is later when the server was down.
+            at = item.due_at if self._clock.mode == "manual" else max(item.due_at, now)
+            status, error, retry_after = await self._post(item)
+            delivered = status is not None and 200 <= status < 300
+            if status is not None and not delivered:
+                error = f"HTTP {status}"
+            next_at = (
+                None
+                if delivered
+                else next_attempt_at(
+                    base_ms=item.base,
+                    attempt=item.attempt,
+                    now_ms=at,
+                    retry_after_s=retry_after,
+                    rng=self._rng,
+                )
+            )
+            await self._records.submit(
+                store.AttemptRecord(
+                    event_id=item.event_id,
+                    attempt=item.attempt,
+                    at=at,
+                    status=status,
+                    error=error if not delivered else None,
+                    delivered=delivered,
+                    next_at=next_at,
+                )
+            )
+        outcome = "delivered" if delivered else ("retry" if next_at is not None else "failed")
+        self._metrics.webhook_attempts.labels(outcome).inc()
+        if delivered and at > item.deliver_by:
+            self._metrics.deliver_by_missed.labels("webhook").inc()
+        log.info(
+            "webhook_attempt",
+            event_id=item.event_id,
+            messenger_id=item.messenger_id,
+            attempt=item.attempt + 1,
+            outcome=outcome,
+            status=status,
+            error=error,
+        )
+
+    async def _sleep_seconds(self) -> float | None:
+        async with self._db.read() as conn:
+            due = await store.next_webhook_due(conn, skip=self._inflight.keys())
+        return None if due is None else self._clock.real_seconds_until(due)
+
+    async def run(self) -> None:
+        """The background loop, until cancelled."""
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            connector=aiohttp.TCPConnector(limit=100),
+        )
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    self._dispatch(await self._due())
+                    seconds = await self._sleep_seconds()
+                except Exception:
+                    log.exception("webhook_pass_failed")
+                    seconds = 1.0
+                timeout = _MAX_SLEEP if seconds is None else min(max(seconds, 0.0), _MAX_SLEEP)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+        finally:
+            tasks = list(self._inflight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._session.close()
+            self._session = None

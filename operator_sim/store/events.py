@@ -1,0 +1,309 @@
+"""The event outbox, webhook delivery state and delivery attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from operator_sim.clock import ms_to_datetime
+from operator_sim.store.requests import StoredCode
+from operator_sim.wire import (
+    Delivery,
+    DeliveryAttempt,
+    FeedDelivery,
+    WebhookDelivery,
+)
+
+
+async def messenger_webhook_url(conn: aiosqlite.Connection, messenger_id: str) -> str | None:
+    """Where a messenger wants events pushed, if anywhere."""
+    async with conn.execute(
+        "SELECT webhook_url FROM messengers WHERE id = ?", (messenger_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def insert_event(
+    conn: aiosqlite.Connection,
+    *,
+    event_id: str,
+    messenger_id: str,
+    operator_id: str,
+    type_: str,
+    occurred_at: int,
+    deliver_by: int,
+    body: str,
+    webhook_url: str | None,
+) -> None:
+    """Write one event to the outbox, with a webhook delivery due at once when wanted."""
+    pending = webhook_url is not None
+    await conn.execute(
+        "INSERT INTO events (id, messenger_id, operator_id, type, occurred_at, deliver_by, body, "
+        "webhook_url, webhook_state, webhook_base, webhook_next_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event_id,
+            messenger_id,
+            operator_id,
+            type_,
+            occurred_at,
+            deliver_by,
+            body,
+            webhook_url,
+            "pending" if pending else None,
+            occurred_at if pending else None,
+            occurred_at if pending else None,
+        ),
+    )
+
+
+# --- pull feed -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """An event as the feed returns it."""
+
+    seq: int
+    body: str
+    delivered: bool
+    deliver_by: int
+
+
+async def feed_page(
+    conn: aiosqlite.Connection, *, messenger_id: str, operator_id: str, after: int, limit: int
+) -> list[FeedRow]:
+    """A messenger's events from one operator after position ``after``, oldest first."""
+    async with conn.execute(
+        "SELECT seq, body, feed_delivered_at, deliver_by FROM events "
+        "WHERE messenger_id = ? AND operator_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (messenger_id, operator_id, after, limit),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [FeedRow(row[0], row[1], row[2] is not None, row[3]) for row in rows]
+
+
+async def mark_feed_delivered(conn: aiosqlite.Connection, seqs: Sequence[int], now_ms: int) -> None:
+    """Record when events were first returned by the feed."""
+    await conn.executemany(
+        "UPDATE events SET feed_delivered_at = ? WHERE seq = ? AND feed_delivered_at IS NULL",
+        [(now_ms, seq) for seq in seqs],
+    )
+
+
+# --- webhooks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDue:
+    """A webhook attempt to make."""
+
+    event_id: str
+    messenger_id: str
+    url: str
+    body: str
+    attempt: int
+    base: int
+    due_at: int
+    deliver_by: int
+
+
+async def due_webhooks(conn: aiosqlite.Connection, now_ms: int, limit: int) -> list[WebhookDue]:
+    """Pending webhook attempts due by ``now_ms``, earliest first."""
+    async with conn.execute(
+        "SELECT id, messenger_id, webhook_url, body, webhook_attempt, webhook_base, "
+        "webhook_next_at, deliver_by FROM events "
+        "WHERE webhook_state = 'pending' AND webhook_next_at <= ? "
+        "ORDER BY webhook_next_at, seq LIMIT ?",
+        (now_ms, limit),
+    ) as cur:
+        rows = await cur.fetchall()
+    return [WebhookDue(*(row[i] for i in range(8))) for row in rows]
+
+
+async def next_webhook_due(conn: aiosqlite.Connection, *, skip: Collection[str] = ()) -> int | None:
+    """The earliest pending webhook attempt, not counting the events in ``skip``."""
+    async with conn.execute(
+        "SELECT id, webhook_next_at FROM events WHERE webhook_state = 'pending' "
+        "ORDER BY webhook_next_at LIMIT ?",
+        (len(skip) + 1,),
+    ) as cur:
+        rows = await cur.fetchall()
+    return next((int(row[1]) for row in rows if row[0] not in skip), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """The outcome of one webhook attempt: delivered, another try at ``next_at``, or failed."""
+
+    event_id: str
+    attempt: int
+    at: int
+    status: int | None
+    error: str | None
+    delivered: bool
+    next_at: int | None
+
+
+async def record_attempts(conn: aiosqlite.Connection, records: Sequence[AttemptRecord]) -> None:
+    """Store attempts and what follows each of them."""
+    # An event may have been cleared by a reset while its attempt was in flight.
+    await conn.executemany(
+        "INSERT INTO delivery_attempts (event_id, attempt, at, status, error) "
+        "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM events WHERE id = ?)",
+        [(r.event_id, r.attempt, r.at, r.status, r.error, r.event_id) for r in records],
+    )
+    await conn.executemany(
+        "UPDATE events SET webhook_state = CASE WHEN ? THEN 'delivered' "
+        "WHEN ? IS NULL THEN 'failed' ELSE 'pending' END, "
+        "webhook_delivered_at = CASE WHEN ? THEN ? ELSE NULL END, "
+        "webhook_attempt = ?, webhook_next_at = ? WHERE id = ?",
+        [
+            (
+                r.delivered,
+                r.next_at,
+                r.delivered,
+                r.at,
+                r.attempt + 1,
+                None if r.delivered else r.next_at,
+                r.event_id,
+            )
+            for r in records
+        ],
+    )
+
+
+async def replay_webhook(conn: aiosqlite.Connection, event_id: str, now_ms: int) -> str | None:
+    """Start a fresh attempt schedule now; returns the previous state (None: no webhook)."""
+    async with conn.execute("SELECT webhook_state FROM events WHERE id = ?", (event_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return None
+    await conn.execute(
+        "UPDATE events SET webhook_state = 'pending', webhook_base = ?, webhook_attempt = 0, "
+        "webhook_next_at = ?, webhook_delivered_at = NULL WHERE id = ?",
+        (now_ms, now_ms, event_id),
+    )
+    return str(row[0])
+
+
+async def event_exists(conn: aiosqlite.Connection, event_id: str) -> bool:
+    """Whether an event with this id is kept."""
+    async with conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)) as cur:
+        return await cur.fetchone() is not None
+
+
+async def list_deliveries(
+    conn: aiosqlite.Connection, *, messenger_id: str | None, event_id: str | None, limit: int
+) -> list[Delivery]:
+    """Events with their delivery on both channels, newest first."""
+    where, params = [], []
+    if messenger_id is not None:
+        where.append("messenger_id = ?")
+        params.append(messenger_id)
+    if event_id is not None:
+        where.append("id = ?")
+        params.append(event_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    async with conn.execute(
+        "SELECT id, messenger_id, operator_id, type, occurred_at, deliver_by, "  # noqa: S608 (fixed columns only)
+        "feed_delivered_at, webhook_url, webhook_state, webhook_next_at, webhook_delivered_at "
+        f"FROM events {clause} ORDER BY seq DESC LIMIT ?",
+        [*params, limit],
+    ) as cur:
+        rows = await cur.fetchall()
+    ids = [row["id"] for row in rows]
+    attempts: dict[str, list[DeliveryAttempt]] = {i: [] for i in ids}
+    if ids:
+        marks = ", ".join("?" for _ in ids)
+        async with conn.execute(
+            f"SELECT event_id, attempt, at, status, error FROM delivery_attempts "  # noqa: S608 (placeholders only)
+            f"WHERE event_id IN ({marks}) ORDER BY id",
+            ids,
+        ) as cur:
+            for a in await cur.fetchall():
+                attempts[a["event_id"]].append(
+                    DeliveryAttempt(
+                        attempt=a["attempt"] + 1,
+                        at=ms_to_datetime(a["at"]),
+                        status=a["status"],
+                        error=a["error"],
+                    )
+                )
+    out = []
+    for row in rows:
+        deliver_by = row["deliver_by"]
+        feed_at = row["feed_delivered_at"]
+        webhook = None
+        if row["webhook_state"] is not None:
+            hook_at = row["webhook_delivered_at"]
+            webhook = WebhookDelivery(
+                url=row["webhook_url"],
+                state=row["webhook_state"],
+                next_attempt_at=None
+                if row["webhook_next_at"] is None
+                else ms_to_datetime(row["webhook_next_at"]),
+                delivered_at=None if hook_at is None else ms_to_datetime(hook_at),
+                met_deadline=None if hook_at is None else hook_at <= deliver_by,
+                attempts=attempts[row["id"]],
+            )
+        out.append(
+            Delivery(
+                event_id=row["id"],
+                messenger_id=row["messenger_id"],
+                operator_id=row["operator_id"],
+                type=row["type"],
+                occurred_at=ms_to_datetime(row["occurred_at"]),
+                deliver_by=ms_to_datetime(deliver_by),
+                feed=FeedDelivery(
+                    delivered_at=None if feed_at is None else ms_to_datetime(feed_at),
+                    met_deadline=None if feed_at is None else feed_at <= deliver_by,
+                ),
+                webhook=webhook,
+            )
+        )
+    return out
+
+
+# --- lifecycle -----------------------------------------------------------------------
+
+
+async def take_codes_of_number(
+    conn: aiosqlite.Connection, *, msisdn: str, operator_id: str
+) -> list[StoredCode]:
+    """Remove and return every code registered for a number at one operator."""
+    async with conn.execute(
+        "SELECT messenger_id, code, request_id, operator_id, msisdn, registered_at "
+        "FROM identification_codes WHERE msisdn = ? AND operator_id = ? "
+        "ORDER BY registered_at, messenger_id, code",
+        (msisdn, operator_id),
+    ) as cur:
+        rows = await cur.fetchall()
+    await conn.execute(
+        "DELETE FROM identification_codes WHERE msisdn = ? AND operator_id = ?",
+        (msisdn, operator_id),
+    )
+    return [StoredCode(*(row[i] for i in range(6))) for row in rows]
+
+
+async def set_subscriber_status(
+    conn: aiosqlite.Connection, msisdn: str, *, status: str, contract_end: str | None, now_ms: int
+) -> None:
+    """End (or restore) a contract."""
+    await conn.execute(
+        "UPDATE subscribers SET status = ?, contract_end = ?, updated_at = ? WHERE msisdn = ?",
+        (status, contract_end, now_ms, msisdn),
+    )
+
+
+async def set_subscriber_operator(
+    conn: aiosqlite.Connection, msisdn: str, *, operator_id: str, now_ms: int
+) -> None:
+    """Move a subscriber record to another operator (a port)."""
+    await conn.execute(
+        "UPDATE subscribers SET operator_id = ?, updated_at = ? WHERE msisdn = ?",
+        (operator_id, now_ms, msisdn),
+    )
