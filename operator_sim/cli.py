@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         help="SQLite durability: normal survives a process crash, full also a power loss",
     )
     serve.add_argument("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
+    serve.add_argument("--webhook-timeout", type=float, help="seconds one webhook POST may take")
+    serve.add_argument(
+        "--webhook-concurrency", type=int, help="webhook POSTs in flight per messenger (default 4)"
+    )
+    serve.add_argument(
+        "--webhook-allowed-hosts", help="comma-separated hosts (* globs) webhooks may target"
+    )
     serve.add_argument(
         "--unix", type=Path, help="listen on this Unix socket instead of TCP (host, port unused)"
     )
@@ -114,6 +121,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_format",
         "synchronous",
         "shutdown_timeout",
+        "webhook_timeout",
+        "webhook_concurrency",
+        "webhook_allowed_hosts",
         "unix",
         "journal_cap",
         "seed",

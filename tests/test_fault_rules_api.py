@@ -94,6 +94,8 @@ async def test_list_shows_fixture_rules_first_then_runtime_with_hit_counts(sim: 
     assert rules["magic-503-twice"]["hits"] == 0
     one = await sim.admin_ok("GET", "/rules/forced")
     assert one == rules["forced"]
+    metrics = await (await sim.client.get("/metrics")).text()
+    assert 'operator_sim_fault_rule_hits_total{rule_id="forced"} 2.0' in metrics
 
 
 async def test_duplicate_rule_id_is_409_and_keeps_the_first(sim: Sim) -> None:

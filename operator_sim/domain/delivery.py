@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import random
+import re
 from datetime import timedelta
 
 NOTIFY_WINDOW = timedelta(hours=24)
@@ -67,24 +66,25 @@ def parse_retry_after(value: str | None) -> float | None:
     return float(min(int(text), 86_400))
 
 
-_CURSOR_PREFIX = "c1."
+CURSOR_PATTERN = r"^c[0-9a-z]{1,13}$"
+"""Every string of this shape is a cursor (the feed position in base 36, behind a ``c``)."""
+
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_CURSOR_RE = re.compile(CURSOR_PATTERN)
 
 
 def encode_cursor(seq: int) -> str:
     """An opaque, URL-safe cursor for a feed position."""
-    raw = _CURSOR_PREFIX.encode() + str(seq).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    digits = ""
+    while True:
+        seq, rest = divmod(seq, 36)
+        digits = _BASE36[rest] + digits
+        if seq == 0:
+            return "c" + digits
 
 
 def decode_cursor(cursor: str) -> int | None:
-    """The feed position of a cursor, or None when it is not one of ours."""
-    if not cursor or len(cursor) > 64:
+    """The feed position of a cursor, or None when it is not one."""
+    if not _CURSOR_RE.fullmatch(cursor):
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    digits = raw.removeprefix(_CURSOR_PREFIX)
-    if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
-        return None
-    return int(digits)
+    return int(cursor[1:], 36)

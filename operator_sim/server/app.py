@@ -204,7 +204,9 @@ def create_app(
     app[WAITERS] = Waiters()
     app[READY] = asyncio.Event()
     app[WEBHOOK_ALLOW] = AllowList(settings.webhook_allowed_hosts.split(","))
-    app[OPENAPI] = render_openapi(build_openapi(ENDPOINTS))
+    app[OPENAPI] = render_openapi(
+        build_openapi(ENDPOINTS, operator_ids=[op.id for op in loaded.fixture.operators])
+    )
     add_routes(app, ENDPOINTS)
     app.cleanup_ctx.append(_resources(clock, admin_token, admin_is_demo))
     app.on_shutdown.append(_release_waiters)

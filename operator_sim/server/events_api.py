@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from operator_sim import errors
-from operator_sim.domain.delivery import decode_cursor
+from operator_sim.domain.delivery import CURSOR_PATTERN, decode_cursor
 from operator_sim.server.endpoints import Endpoint, Param, json_response
 from operator_sim.server.keys import CLOCK, DATABASE, FEED, FLOW, LIFECYCLE, MESSENGER_ID, WEBHOOKS
 from operator_sim.server.parsing import (
@@ -28,7 +28,7 @@ async def list_events(request: web.Request) -> web.StreamResponse:
     request.app[FLOW].check_operator(operator_id)
     raw_after = request.query.get("after")
     after = 0
-    if raw_after is not None:
+    if raw_after:
         decoded = decode_cursor(raw_after)
         if decoded is None:
             raise errors.ValidationFailed(
@@ -112,7 +112,11 @@ ENDPOINTS = (
         responses={200: EventPage},
         problems=(401, 404, 422),
         params=(
-            Param("after", {"type": "string"}, "The next_cursor of the previous page."),
+            Param(
+                "after",
+                {"type": "string", "pattern": CURSOR_PATTERN},
+                "The next_cursor of the previous page (omit to start at the oldest event).",
+            ),
             Param(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},

@@ -333,6 +333,8 @@ class Flow:
             return
         self._outbox.published(created.emitted)
         self._metrics.identification_requests.labels(req.operator_id).inc()
+        if req.rule_id is not None:
+            self._metrics.faults.labels(req.rule_id).inc()
         if req.status == "answered":
             self._count_answer(req)
         if created.scheduled:

@@ -28,13 +28,13 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": _REF.format(model=model.__name__)}
 
 
-def _operation(endpoint: Endpoint) -> dict[str, Any]:
+def _operation(endpoint: Endpoint, path_schemas: dict[str, dict[str, Any]]) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "schema": _PATH_SCHEMAS.get(name, {"type": "string"}),
+            "schema": path_schemas.get(name, {"type": "string"}),
         }
         for name in _PATH_PARAM_RE.findall(endpoint.path)
     ]
@@ -85,8 +85,16 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     return op
 
 
-def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
-    """The whole description: every endpoint, its parameters, bodies and problem responses."""
+def build_openapi(
+    endpoints: Sequence[Endpoint], *, operator_ids: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The whole description: every endpoint, its parameters, bodies and problem responses.
+
+    ``operator_ids`` (the fixture's operators) become the ``operator_id`` path enum.
+    """
+    path_schemas = dict(_PATH_SCHEMAS)
+    if operator_ids:
+        path_schemas["operator_id"] = {"type": "string", "enum": list(operator_ids)}
     models: set[type[BaseModel]] = {Problem}
     for endpoint in endpoints:
         models.update(m for m in endpoint.responses.values() if m is not None)
@@ -96,7 +104,7 @@ def build_openapi(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     _, schemas = models_json_schema([(m, "validation") for m in ordered], ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, path_schemas)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from operator_sim.testing.server import OperatorSim
+if TYPE_CHECKING:
+    from operator_sim.testing.server import OperatorSim
 
 try:
     from pytest_asyncio import fixture as _async_fixture
@@ -35,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @_async_fixture
 async def opsim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OperatorSim]:
     """A fresh operator-sim per test: free loopback port, temp database, manual clock."""
+    from operator_sim.testing.server import OperatorSim  # imported on first use: aiohttp is heavy
+
     configured = str(request.config.getini("operator_sim_fixture") or "")
     fixture = request.config.rootpath / configured if configured else None
     async with OperatorSim(fixture=fixture, db_path=tmp_path / "operator-sim.db") as sim:

@@ -1,0 +1,134 @@
+"""The pytest plugin and the in-process server handle behind it."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from operator_sim.testing import OperatorSim, SimCallError
+from operator_sim.wire import RuleSpec
+
+pytest_plugins = ["pytester"]
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+PRESENT = "+79161110001"
+
+
+def readme_example() -> str:
+    """The plugin example of the README, as a test file."""
+    text = README.read_text(encoding="utf-8")
+    block = re.search(
+        r"<!-- plugin-example:start -->\n```python\n(.*?)```\n<!-- plugin-example:end -->",
+        text,
+        re.DOTALL,
+    )
+    assert block is not None, "the README lost its plugin example"
+    return block.group(1)
+
+
+def test_the_readme_example_passes_under_pytester(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_example=readme_example())
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_opsim_fails_a_test_whose_expectation_is_wrong(pytester: pytest.Pytester) -> None:
+    # The fixture is really driving a server: a wrong expectation fails.
+    pytester.makepyfile(
+        test_wrong="""
+import pytest
+
+@pytest.mark.asyncio
+async def test_wrong(opsim):
+    await opsim.identify("+79161234567", "beta")
+    assert await opsim.count_requests() == 2
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(failed=1)
+
+
+def test_the_plugin_is_registered_by_entry_point(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
+    # A bare directory has no conftest: the fixture can only come from the entry point.
+    result.stdout.fnmatch_lines(["*opsim*", "*fresh operator-sim per test*"])
+
+
+async def test_each_test_gets_a_fresh_server_on_loopback(opsim: OperatorSim) -> None:
+    assert opsim.base_url.startswith("http://127.0.0.1:")
+    assert opsim.db_path.exists()
+    assert await opsim.count_requests() == 0
+    assert (await opsim.clock()).mode == "manual"
+
+
+async def test_handle_helpers_drive_the_whole_flow(opsim: OperatorSim) -> None:
+    await opsim.add_subscriber(PRESENT, "beta")
+    rule = await opsim.add_rule(
+        RuleSpec.model_validate(
+            {"id": "slow", "match": {"msisdn": PRESENT}, "action": {"type": "answer", "delay": 60}}
+        )
+    )
+    assert rule.source == "runtime"
+    pending = await opsim.identify(PRESENT, "beta")
+    assert pending.status == "pending"
+    advanced = await opsim.advance(timedelta(minutes=1))
+    assert advanced.fired >= 1
+    [entry] = await opsim.requests(msisdn=PRESENT, messenger_id=opsim.messenger_id)
+    assert (entry.status, entry.result, entry.rule_id) == ("answered", "present", "slow")
+    assert [r.hits for r in await opsim.rules() if r.id == "slow"] == [1]
+    await opsim.delete_rule("slow")
+    assert "slow" not in {r.id for r in await opsim.rules()}
+
+
+async def test_messengers_are_separate_and_reset_separately(opsim: OperatorSim) -> None:
+    other = await opsim.register_messenger("other-suite")
+    await opsim.identify(PRESENT, "beta")
+    await opsim.identify(PRESENT, "beta", key=other.api_key)
+    await opsim.reset_messenger()
+    assert await opsim.count_requests(messenger_id=opsim.messenger_id) == 0
+    assert await opsim.count_requests(messenger_id="other-suite") == 1
+    await opsim.reset()
+    assert await opsim.count_requests() == 0
+
+
+async def test_failed_calls_raise_with_status_and_body(opsim: OperatorSim) -> None:
+    with pytest.raises(SimCallError) as caught:
+        await opsim.delete_rule("no-such-rule")
+    assert caught.value.status == 404
+    assert "not_found" in caught.value.body
+
+
+async def test_the_handle_works_without_pytest_fixtures(tmp_path: Path) -> None:
+    async with OperatorSim(db_path=tmp_path / "own.db", seed=5, journal_cap=2) as sim:
+        for _ in range(3):
+            await sim.identify("+79000000001", "alfa")
+        assert await sim.count_requests() == 2
+        url = sim.base_url
+    assert url.startswith("http://127.0.0.1:")
+
+
+async def _routes(opsim: OperatorSim) -> set[str]:
+    async with opsim.session.get("/openapi.json") as resp:
+        return set((await resp.json())["paths"])
+
+
+async def test_terminate_helper_ends_the_contract(opsim: OperatorSim) -> None:
+    if "/admin/v1/subscribers/{msisdn}/terminate" not in await _routes(opsim):
+        pytest.skip("POST /admin/v1/subscribers/{msisdn}/terminate is not served yet")
+    await opsim.add_subscriber(PRESENT, "beta")
+    result = await opsim.terminate(PRESENT)
+    assert (result.msisdn, result.status) == (PRESENT, "terminated")
+    assert (await opsim.identify(PRESENT, "beta")).result == "absent"
+
+
+async def test_port_helper_moves_the_number(opsim: OperatorSim) -> None:
+    if "/admin/v1/subscribers/{msisdn}/port" not in await _routes(opsim):
+        pytest.skip("POST /admin/v1/subscribers/{msisdn}/port is not served yet")
+    await opsim.add_subscriber(PRESENT, "beta")
+    result = await opsim.port(PRESENT, "gamma")
+    assert result.operator_id == "gamma"
+    assert (await opsim.identify(PRESENT, "gamma")).result == "present"
+    assert (await opsim.identify(PRESENT, "beta")).result == "absent"
