@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         help="SQLite durability: normal survives a process crash, full also a power loss",
     )
     serve.add_argument("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
+    serve.add_argument(
+        "--max-wait", type=int, help="longest Prefer: wait honoured, 0..60 seconds (default 60)"
+    )
     serve.add_argument("--webhook-timeout", type=float, help="seconds one webhook POST may take")
     serve.add_argument(
         "--webhook-concurrency", type=int, help="webhook POSTs in flight per messenger (default 4)"
@@ -86,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0.05,
         help="share with ended contracts, answered absent (default 0.05)",
     )
+
+    commands.add_parser(
+        "demo",
+        help="walk a messenger through every branch of the identification flow",
+        description="Start a server in-process on the default fixture with a scaled clock and "
+        "run the messenger library through present, absent, incomplete data, timeout, late "
+        "answer, retries, termination and porting. Exits 1 if any branch behaved wrongly.",
+    )
     return parser
 
 
@@ -121,6 +132,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_format",
         "synchronous",
         "shutdown_timeout",
+        "max_wait",
         "webhook_timeout",
         "webhook_concurrency",
         "webhook_allowed_hosts",
@@ -208,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.incomplete_share + args.terminated_share > 1.0:
             parser.error("--incomplete-share and --terminated-share add up to more than 1")
         return _seed(args)
+    if args.command == "demo":
+        # Imported here: `serve` must not pay for the messenger library at start-up.
+        from operator_sim.demo import run_demo
+
+        return run_demo()
     try:
         settings = _settings(args)
         if args.command == "serve":

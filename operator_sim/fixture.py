@@ -166,7 +166,8 @@ def parse_fixture(path: str, raw: bytes) -> Fixture:
     except tomllib.TOMLDecodeError as exc:
         raise FixtureError(path=path, field="(file)", problem=f"not valid TOML: {exc}") from None
     try:
-        fixture = Fixture.model_validate(data)
+        # TOML has its own types (quoted dates, integer seconds): parse leniently.
+        fixture = Fixture.model_validate(data, strict=False)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         raise FixtureError(

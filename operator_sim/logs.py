@@ -74,6 +74,38 @@ def processors(renderer: Literal["json", "console"]) -> list[Processor]:
     ]
 
 
+class _QuietBadRequests(logging.Filter):
+    """aiohttp logs a malformed HTTP request (a client's fault) as an error with a traceback;
+    make it one warning line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__module__.startswith("aiohttp.http_exceptions"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "bad_http_request: %s", (" ".join(str(exc).split())[:200],)
+        return True
+
+
+def _route_stdlib(out: TextIO, renderer: Literal["json", "console"], level: int) -> None:
+    """Send stdlib logging (aiohttp's own messages) through the same masking chain."""
+    chain = processors(renderer)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *chain[:-1]],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, chain[-1]],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    handler.addFilter(_QuietBadRequests())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    # aiosqlite logs every statement with its parameters at debug level: subscriber rows
+    # would reach the log. Never below warning, whatever the configured level.
+    logging.getLogger("aiosqlite").setLevel(max(level, logging.WARNING))
+
+
 def configure_logging(
     level: str = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
@@ -84,11 +116,11 @@ def configure_logging(
     renderer: Literal["json", "console"] = (
         ("console" if out.isatty() else "json") if fmt == "auto" else fmt
     )
+    level_no = logging.getLevelNamesMapping()[level.upper()]
+    _route_stdlib(out, renderer, level_no)
     structlog.configure(
         processors=processors(renderer),
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated hosts (* globs) webhooks may target; empty allows any.",
     )
+    max_wait: Annotated[int, Field(ge=0, le=60)] = Field(
+        default=60, description="Longest Prefer: wait honoured, in seconds (0 turns it off)."
+    )
     shutdown_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
         default=10.0, description="Seconds SIGTERM waits for in-flight requests."
     )

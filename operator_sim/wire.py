@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -23,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "ID_PATTERN",
     "MSISDN_PATTERN",
     "ClockAdvance",
     "ClockAdvanced",
@@ -77,8 +80,11 @@ __all__ = [
 ]
 
 MSISDN_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+# A host name or IPv4 address (IPv6 literals are not accepted), an optional port, a path.
+# The rest is printable ASCII (percent-encode anything else), so every regex engine agrees.
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
 _MSISDN_RE = re.compile(MSISDN_PATTERN)
-_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Codes travel in the DELETE path, so they are printable ASCII without spaces.
 _CODE_PATTERN = r"^[\x21-\x7e]{8,128}$"
 
@@ -119,8 +125,49 @@ Timestamp = Annotated[
         {"type": "string", "format": "date-time", "example": "2026-03-01T12:00:00.000Z"}
     ),
 ]
+
+
+def _whole_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# Integers as JSON Schema means them: 654 and 654.0, but not "654", true or 654.5. The
+# bounds come first so that they reach the JSON schema as minimum and maximum.
+_WHOLE = BeforeValidator(_whole_number)
+HttpStatus = Annotated[int, Field(ge=400, le=599), Strict(False), _WHOLE]
+Seconds = Annotated[int, Field(ge=0, le=86_400), Strict(False), _WHOLE]
+PositiveCount = Annotated[int, Field(ge=1), Strict(False), _WHOLE]
+
+
+def _non_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise PydanticCustomError("negative_duration", "durations cannot be negative")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """ISO 8601 / RFC 3339 duration in days, hours, minutes and seconds (``PT20M``, ``P1DT2H``)."""
+    total_ms = round(value.total_seconds() * 1000)
+    sign, total_ms = ("-", -total_ms) if total_ms < 0 else ("", total_ms)
+    days, rest = divmod(total_ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest // 1000}.{rest % 1000:03d}".rstrip("0").rstrip(".") if rest else ""
+    clock = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n) + (
+        f"{seconds}S" if seconds else ""
+    )
+    if not days and not clock:
+        return "PT0S"
+    return f"{sign}P{f'{days}D' if days else ''}{f'T{clock}' if clock else ''}"
+
+
 Duration = Annotated[
     timedelta,
+    Strict(False),
+    AfterValidator(_non_negative),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "anyOf": [
@@ -130,11 +177,12 @@ Duration = Annotated[
         }
     ),
 ]
-EntityId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # Strict: JSON `false` is not 0 and `"5"` is not 5; durations alone accept numbers.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _Out(BaseModel):
@@ -246,7 +294,9 @@ class MessengerCreate(_In):
 
     id: EntityId
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    webhook_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    webhook_url: (
+        Annotated[str, StringConstraints(max_length=2000, pattern=WEBHOOK_URL_PATTERN)] | None
+    ) = None
 
 
 class Messenger(_Out):
@@ -510,17 +560,12 @@ class RuleMatch(_In):
     operator_id: EntityId | None = None
 
 
-def _check_not_negative(value: timedelta) -> timedelta:
-    if value < timedelta(0):
-        raise PydanticCustomError("negative_duration", "durations must not be negative")
-    return value
-
-
-_NonNegative = Annotated[Duration, AfterValidator(_check_not_negative)]
+_NonNegative = Duration  # durations are never negative
 
 
 class UniformDelay(_In):
-    """A delay drawn uniformly between ``min`` and ``max`` (inclusive)."""
+    """A delay drawn uniformly between ``min`` and ``max`` (inclusive; given the other way
+    round, the two are swapped)."""
 
     distribution: Literal["uniform"]
     min: _NonNegative
@@ -528,8 +573,9 @@ class UniformDelay(_In):
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformDelay:
+        # JSON Schema cannot say min <= max, so the range is read either way round.
         if self.min > self.max:
-            raise PydanticCustomError("delay_range", "min must not be above max")
+            self.min, self.max = self.max, self.min
         return self
 
 
@@ -563,15 +609,10 @@ class LateAction(_In):
 
     type: Literal["late"]
     by: _NonNegative = Field(
-        default=timedelta(minutes=5), description="How long after the deadline the answer comes."
+        default=timedelta(minutes=5),
+        description="How long after the deadline the answer comes (0 means 1 ms after it).",
     )
     result: Result | None = None
-
-    @model_validator(mode="after")
-    def _after_deadline(self) -> LateAction:
-        if self.by <= timedelta(0):
-            raise PydanticCustomError("late_by", "a late answer comes some time after the deadline")
-        return self
 
 
 class NeverAction(_In):
@@ -584,8 +625,8 @@ class HttpErrorAction(_In):
     """Refuse the POST with an HTTP error status; nothing is created."""
 
     type: Literal["http_error"]
-    status: Annotated[int, Field(ge=400, le=599)]
-    retry_after: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    status: HttpStatus
+    retry_after: Seconds | None = None
 
 
 class DropAction(_In):
@@ -621,7 +662,7 @@ class RuleSpec(_In):
     id: EntityId
     match: RuleMatch = Field(default_factory=RuleMatch)
     action: RuleAction
-    times: Annotated[int, Field(ge=1)] | None = Field(
+    times: PositiveCount | None = Field(
         default=None, description="Apply at most this many times (per count_per scope)."
     )
     count_per: Literal["rule", "messenger"] = "rule"

@@ -161,7 +161,7 @@ async def test_advance_accepts_iso_durations(sim: Sim) -> None:
 
 
 async def test_clock_rejects_bad_input(sim: Sim) -> None:
-    assert (await sim.admin("PUT", "/clock", {"mode": "scaled"})).status == 422
+    assert (await sim.admin("PUT", "/clock", {"mode": "scaled", "scale": "60"})).status == 422
     assert (await sim.admin("PUT", "/clock", {"mode": "warp"})).status == 422
     assert (await sim.admin("PUT", "/clock", {"mode": "scaled", "scale": 0})).status == 422
     assert (await sim.admin("POST", "/clock/advance", {"by": -5})).status == 422
@@ -215,3 +215,40 @@ async def test_admin_api_refuses_messenger_keys(sim: Sim) -> None:
 
 async def test_messenger_api_refuses_the_admin_token(sim: Sim) -> None:
     assert (await sim.identify("+79000000001", key=ADMIN_TOKEN)).status == 401
+
+
+async def test_repeated_number_in_one_upsert_keeps_the_last(sim: Sim) -> None:
+    result = await sim.admin_ok(
+        "POST",
+        "/subscribers",
+        {
+            "subscribers": [
+                {"msisdn": "+79001110000", "operator_id": "alfa"},
+                {"msisdn": "+79001110000", "operator_id": "beta", "data_complete": True},
+            ]
+        },
+    )
+    assert result == {"upserted": 1, "created": 1, "updated": 0}
+    assert (await sim.admin_ok("GET", "/subscribers/+79001110000"))["operator_id"] == "beta"
+
+
+async def test_bulk_upsert_may_exceed_the_64_kib_limit_of_other_calls(sim: Sim) -> None:
+    subscribers = [
+        {
+            "msisdn": f"+7900111{i:04d}",
+            "operator_id": "alfa",
+            "full_name": "Ф" * 200,
+            "address": "А" * 200,
+        }
+        for i in range(1000)
+    ]
+    result = await sim.admin_ok("POST", "/subscribers", {"subscribers": subscribers})
+    assert result["created"] == 1000
+
+
+async def test_scaled_clock_without_scale_takes_sixty(sim: Sim) -> None:
+    clock = await sim.admin_ok("PUT", "/clock", {"mode": "scaled"})
+    assert (clock["mode"], clock["scale"]) == ("scaled", 60)
+    faster = await sim.admin_ok("PUT", "/clock", {"mode": "scaled", "scale": 600})
+    again = await sim.admin_ok("PUT", "/clock", {"mode": "scaled"})
+    assert faster["scale"] == again["scale"] == 600

@@ -138,7 +138,7 @@ async def test_deleted_fixture_rules_come_back_on_reset(sim: Sim) -> None:
                 "id": "u",
                 "action": {
                     "type": "answer",
-                    "delay": {"distribution": "uniform", "min": "PT5M", "max": "PT1M"},
+                    "delay": {"distribution": "uniform", "min": "-PT5M", "max": "PT1M"},
                 },
             },
             "action",
@@ -156,7 +156,7 @@ async def test_deleted_fixture_rules_come_back_on_reset(sim: Sim) -> None:
         ({"id": "d", "action": {"type": "answer", "delay": {"distribution": "poisson"}}}, "action"),
         ({"id": "p", "action": {"type": "never"}, "probability": 1.5}, "probability"),
         ({"id": "t", "action": {"type": "never"}, "times": 0}, "times"),
-        ({"id": "late", "action": {"type": "late", "by": 0}}, "action"),
+        ({"id": "late", "action": {"type": "late", "by": -1}}, "action"),
         ({"id": "m", "action": {"type": "malformed", "status": 500}}, "action"),
         ({"id": "m2", "action": {"type": "malformed", "body": "gibberish"}}, "action"),
         ({"id": "h", "action": {"type": "http_error", "status": 302}}, "action"),
@@ -557,3 +557,23 @@ async def test_a_fixture_file_declares_the_new_kinds_of_rule(
     answered = await sim.get_request(late["id"])
     assert answered["status"] == "answered"
     assert ts(answered["answered_at"]) - ts(answered["due_at"]) == timedelta(minutes=1)
+
+
+async def test_uniform_range_given_backwards_is_read_the_right_way_round(sim: Sim) -> None:
+    resp = await sim.admin(
+        "POST",
+        "/rules",
+        {
+            "id": "u",
+            "action": {
+                "type": "answer",
+                "delay": {"distribution": "uniform", "min": "PT5M", "max": "PT1M"},
+            },
+        },
+    )
+    assert resp.status == 201
+    assert (await resp.json())["action"]["delay"] == {
+        "distribution": "uniform",
+        "min": "PT1M",
+        "max": "PT5M",
+    }

@@ -169,9 +169,7 @@ async def test_feed_rejects_bad_cursors_and_limits(sim: Sim) -> None:
 
 async def test_long_poll_returns_as_soon_as_an_event_is_written(sim: Sim) -> None:
     start = await feed(sim)
-    poll = asyncio.create_task(
-        feed(sim, query=f"?after={start['next_cursor']}", Prefer="wait=30")
-    )
+    poll = asyncio.create_task(feed(sim, query=f"?after={start['next_cursor']}", Prefer="wait=30"))
     await asyncio.sleep(0)  # let the poll reach the server
     for _ in range(100):
         if len(sim.client.app[WAITERS]) > 0:
@@ -209,4 +207,3 @@ async def test_reset_clears_events(sim: Sim) -> None:
     await sim.admin("POST", "/reset")
     assert (await feed(sim))["events"] == []
     assert (await sim.admin_ok("GET", "/deliveries"))["deliveries"] == []
-

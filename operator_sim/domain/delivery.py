@@ -66,7 +66,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return float(min(int(text), 86_400))
 
 
-CURSOR_PATTERN = r"^c[0-9a-z]{1,13}$"
+CURSOR_PATTERN = r"^c[0-9a-z]{1,12}$"  # 36**12 < 2**63: always an SQLite integer
 """Every string of this shape is a cursor (the feed position in base 36, behind a ``c``)."""
 
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"

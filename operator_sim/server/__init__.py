@@ -1,5 +1,5 @@
 """The operator server: app factory, routes, middleware, scheduler."""
 
-from operator_sim.server.app import ENDPOINTS, MAX_BODY_BYTES, create_app
+from operator_sim.server.app import ENDPOINTS, create_app
 
-__all__ = ["ENDPOINTS", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["ENDPOINTS", "create_app"]

@@ -8,7 +8,9 @@ from operator_sim import errors
 from operator_sim.server.endpoints import Endpoint, Param, json_response
 from operator_sim.server.keys import CONTROL, DATABASE, WEBHOOK_ALLOW
 from operator_sim.server.parsing import (
+    BULK_BODY_LIMIT,
     path_msisdn,
+    query_id,
     query_int,
     query_msisdn,
     query_timestamp,
@@ -18,6 +20,7 @@ from operator_sim.server.parsing import (
 from operator_sim.store import catalog
 from operator_sim.store import requests as store
 from operator_sim.wire import (
+    MSISDN_PATTERN,
     ClockAdvance,
     ClockAdvanced,
     ClockSet,
@@ -64,7 +67,7 @@ async def list_messengers(request: web.Request) -> web.StreamResponse:
 
 async def upsert_subscribers(request: web.Request) -> web.StreamResponse:
     """Insert or replace subscriber records (all or nothing)."""
-    body = await read_model(request, SubscriberUpsert)
+    body = await read_model(request, SubscriberUpsert, limit=BULK_BODY_LIMIT)
     return json_response(await request.app[CONTROL].upsert_subscribers(body.subscribers))
 
 
@@ -78,22 +81,10 @@ async def get_subscriber(request: web.Request) -> web.StreamResponse:
     return json_response(found)
 
 
-def _query_id(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name) or None
-    if value is not None and (
-        len(value) > 63 or not value.replace("-", "").replace("_", "").isalnum()
-    ):
-        raise errors.ValidationFailed(
-            f"query parameter {name} is not a valid id",
-            errors=[{"loc": ["query", name], "msg": "bad id"}],
-        )
-    return value
-
-
 def _journal_filter(request: web.Request) -> store.JournalFilter:
     return store.JournalFilter(
-        messenger_id=_query_id(request, "messenger_id"),
-        operator_id=_query_id(request, "operator_id"),
+        messenger_id=query_id(request, "messenger_id"),
+        operator_id=query_id(request, "operator_id"),
         msisdn=query_msisdn(request, "msisdn"),
         since_ms=query_timestamp(request, "since"),
         until_ms=query_timestamp(request, "until"),
@@ -163,7 +154,7 @@ _ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 _JOURNAL_FILTERS = (
     Param("messenger_id", _ID_PARAM, "Only this messenger's."),
     Param("operator_id", _ID_PARAM, "Only those sent to this operator."),
-    Param("msisdn", {"type": "string"}, "Only this number (E.164)."),
+    Param("msisdn", {"type": "string", "pattern": MSISDN_PATTERN}, "Only this number (E.164)."),
     Param(
         "since",
         {"type": "string", "format": "date-time"},

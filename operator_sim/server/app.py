@@ -46,6 +46,7 @@ from operator_sim.server.lifecycle import Feed, Lifecycle
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.openapi import build_openapi
 from operator_sim.server.outbox import Outbox
+from operator_sim.server.parsing import BULK_BODY_LIMIT
 from operator_sim.server.problems import context_middleware, problem_middleware
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
@@ -56,7 +57,6 @@ from operator_sim.store import catalog, open_database
 
 log = structlog.get_logger("operator_sim.app")
 
-MAX_BODY_BYTES = 64 * 1024
 ENDPOINTS = (
     messenger_api.ENDPOINTS
     + admin_api.ENDPOINTS
@@ -196,7 +196,7 @@ def create_app(
     loaded = fixture or load_fixture(settings.fixture)
     admin_token, admin_is_demo = _admin_token(settings, loaded)
     app = web.Application(
-        middlewares=[context_middleware, problem_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[context_middleware, problem_middleware], client_max_size=BULK_BODY_LIMIT
     )
     app[SETTINGS] = settings
     app[FIXTURE] = loaded

@@ -12,7 +12,9 @@ from operator_sim.server.parsing import (
     MAX_WAIT_SECONDS,
     path_msisdn,
     prefer_wait,
+    query_id,
     query_int,
+    query_text,
     read_empty,
     read_model,
 )
@@ -26,9 +28,9 @@ async def list_events(request: web.Request) -> web.StreamResponse:
     """This messenger's events from this operator, after a cursor; long-polls when asked."""
     operator_id = request.match_info["operator_id"]
     request.app[FLOW].check_operator(operator_id)
-    raw_after = request.query.get("after")
+    raw_after = query_text(request, "after")
     after = 0
-    if raw_after:
+    if raw_after is not None:
         decoded = decode_cursor(raw_after)
         if decoded is None:
             raise errors.ValidationFailed(
@@ -63,21 +65,9 @@ async def port(request: web.Request) -> web.StreamResponse:
     return json_response(await request.app[LIFECYCLE].port(msisdn, body.to_operator_id))
 
 
-def _query_messenger(request: web.Request) -> str | None:
-    value = request.query.get("messenger_id") or None
-    if value is not None and (
-        len(value) > 63 or not value.replace("-", "").replace("_", "").isalnum()
-    ):
-        raise errors.ValidationFailed(
-            "query parameter messenger_id is not a valid id",
-            errors=[{"loc": ["query", "messenger_id"], "msg": "bad id"}],
-        )
-    return value
-
-
 async def list_deliveries(request: web.Request) -> web.StreamResponse:
     """Every event with its delivery on both channels, newest first."""
-    messenger_id = _query_messenger(request)
+    messenger_id = query_id(request, "messenger_id")
     limit = query_int(request, "limit", default=1000, low=1, high=10_000)
     async with request.app[DATABASE].read() as conn:
         deliveries = await store.list_deliveries(

@@ -85,6 +85,26 @@ def _operation(endpoint: Endpoint, path_schemas: dict[str, dict[str, Any]]) -> d
     return op
 
 
+_OPERATOR_FIELDS = {
+    "SubscriberIn": "operator_id",
+    "PortRequest": "to_operator_id",
+    "RuleMatch": "operator_id",
+}
+
+
+def _enumerate_operators(schemas: dict[str, Any], operator_ids: list[str]) -> None:
+    """Input fields naming an operator accept only the fixture's operators."""
+    for model, field in _OPERATOR_FIELDS.items():
+        prop = schemas.get(model, {}).get("properties", {}).get(field)
+        if prop is None:
+            continue
+        branches = prop.get("anyOf", [prop])
+        for branch in branches:
+            if branch.get("type") == "string":
+                branch.pop("pattern", None)
+                branch["enum"] = operator_ids
+
+
 def build_openapi(
     endpoints: Sequence[Endpoint], *, operator_ids: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -102,9 +122,13 @@ def build_openapi(
             models.add(endpoint.body)
     ordered = sorted(models, key=lambda m: m.__name__)
     _, schemas = models_json_schema([(m, "validation") for m in ordered], ref_template=_REF)
+    if operator_ids:
+        _enumerate_operators(schemas.get("$defs", {}), list(operator_ids))
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, path_schemas)
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(
+            endpoint, path_schemas
+        )
     return {
         "openapi": "3.1.0",
         "info": {

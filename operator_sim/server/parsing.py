@@ -10,7 +10,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from operator_sim import errors
-from operator_sim.wire import is_msisdn
+from operator_sim.server.keys import SETTINGS
+from operator_sim.wire import ID_PATTERN, is_msisdn
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,19 +53,29 @@ def _require_json(request: web.Request) -> None:
         )
 
 
-async def _read(request: web.Request) -> bytes:
+BODY_LIMIT = 64 * 1024
+"""The largest body most calls accept."""
+BULK_BODY_LIMIT = 4 * 1024 * 1024
+"""The largest body of bulk admin calls (subscriber upserts); also aiohttp's own cap."""
+
+
+async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
+    too_large = errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise errors.PayloadTooLarge(
-            f"the body is larger than {request.app._client_max_size} bytes"
-        ) from None
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
-async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON object body."""
+async def read_model(request: web.Request, model: type[M], *, limit: int = BODY_LIMIT) -> M:
+    """Parse and validate a JSON object body of at most ``limit`` bytes."""
     _require_json(request)
-    raw = await _read(request)
+    raw = await _read(request, limit)
     if not raw.strip():
         raise errors.InvalidJson("the body is empty; send a JSON object")
     try:
@@ -95,10 +106,12 @@ async def read_empty(request: web.Request) -> None:
 
 
 def prefer_wait(request: web.Request) -> int:
-    """Seconds asked for with ``Prefer: wait=N`` (RFC 7240), capped at 60; 0 when absent."""
+    """Seconds asked for with ``Prefer: wait=N`` (RFC 7240), capped by ``max_wait``; 0 if absent."""
     header = ",".join(request.headers.getall("Prefer", []))
     match = _PREFER_WAIT_RE.search(header)
-    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else 0
+    if not match:
+        return 0
+    return min(int(match.group(1)), MAX_WAIT_SECONDS, request.app[SETTINGS].max_wait)
 
 
 def idempotency_key(request: web.Request) -> str | None:
@@ -122,10 +135,42 @@ def path_msisdn(request: web.Request, name: str = "msisdn") -> str:
     return value
 
 
+def _query(request: web.Request, name: str) -> str | None:
+    """A query parameter; None when absent. Given but empty is refused like any bad value."""
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1 or values[0] == "":
+        raise errors.ValidationFailed(
+            f"query parameter {name} must be given once, with a value",
+            errors=[{"loc": ["query", name], "msg": "empty or repeated"}],
+        )
+    return values[0]
+
+
+def query_text(request: web.Request, name: str) -> str | None:
+    """An optional free-form query parameter (empty or repeated is refused)."""
+    return _query(request, name)
+
+
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def query_id(request: web.Request, name: str) -> str | None:
+    """An optional id query parameter (operator, messenger)."""
+    raw = _query(request, name)
+    if raw is not None and not _ID_RE.fullmatch(raw):
+        raise errors.ValidationFailed(
+            f"query parameter {name} is not a valid id",
+            errors=[{"loc": ["query", name], "msg": "bad id"}],
+        )
+    return raw
+
+
 def query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:
     """An integer query parameter within [low, high]."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
+    raw = _query(request, name)
+    if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise errors.ValidationFailed(
@@ -140,8 +185,8 @@ _OFFSET_SPACE_RE = re.compile(r" (\d\d:\d\d)$")
 
 def query_timestamp(request: web.Request, name: str) -> int | None:
     """An optional RFC 3339 timestamp query parameter with a zone, as epoch milliseconds."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
+    raw = _query(request, name)
+    if raw is None:
         return None
     raw = _OFFSET_SPACE_RE.sub(r"+\1", raw)  # an unencoded '+' in an offset decodes as a space
     try:
@@ -159,8 +204,8 @@ def query_timestamp(request: web.Request, name: str) -> int | None:
 
 def query_msisdn(request: web.Request, name: str) -> str | None:
     """An optional E.164 query parameter."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
+    raw = _query(request, name)
+    if raw is None:
         return None
     if raw.startswith(" "):  # an unencoded '+' in a query string decodes as a space
         raw = "+" + raw[1:]

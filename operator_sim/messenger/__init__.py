@@ -1,0 +1,50 @@
+"""The messenger-side library: an operator API client and the decree's identification flow.
+
+``Messenger`` is what a backend embeds; ``OperatorClient`` is the typed client under it.
+This package imports the wire models and its own parts, never the server.
+"""
+
+from operator_sim.messenger.checks import Reason, verdict
+from operator_sim.messenger.client import OperatorClient, RetryPolicy
+from operator_sim.messenger.errors import (
+    ApiError,
+    Conflict,
+    InvalidPhone,
+    InvalidResponse,
+    NotFound,
+    OperatorClientError,
+    OperatorUnavailable,
+    RateLimited,
+    Rejected,
+    TransportError,
+    Unauthorized,
+)
+from operator_sim.messenger.messenger import Messenger, Outcome, Step
+from operator_sim.messenger.phone import normalise_phone
+from operator_sim.messenger.store import HistoryEntry, UserRecord
+from operator_sim.messenger.webhooks import WebhookReceiver
+
+__all__ = [
+    "ApiError",
+    "Conflict",
+    "HistoryEntry",
+    "InvalidPhone",
+    "InvalidResponse",
+    "Messenger",
+    "NotFound",
+    "OperatorClient",
+    "OperatorClientError",
+    "OperatorUnavailable",
+    "Outcome",
+    "RateLimited",
+    "Reason",
+    "Rejected",
+    "RetryPolicy",
+    "Step",
+    "TransportError",
+    "Unauthorized",
+    "UserRecord",
+    "WebhookReceiver",
+    "normalise_phone",
+    "verdict",
+]

@@ -1,0 +1,321 @@
+"""A typed async client for the messenger-facing operator API (API.md).
+
+Every response is checked against the wire models shared with the server and against
+what was asked: a wrong status, a body that is not the documented JSON, a missing field
+or a foreign id raises, never passes. Transient failures (no response, 429, 502, 503,
+504) are retried with exponential back-off and jitter, honouring ``Retry-After``, with
+the same ``Idempotency-Key``, within a total time budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from operator_sim import __version__
+from operator_sim.messenger.checks import check_code, check_request, check_routing, parse_model
+from operator_sim.messenger.errors import (
+    ApiError,
+    InvalidResponse,
+    OperatorClientError,
+    TransportError,
+    api_error,
+)
+from operator_sim.wire import (
+    EventPage,
+    IdentificationCode,
+    IdentificationRequest,
+    Problem,
+    Routing,
+)
+
+__all__ = ["MAX_WAIT", "OperatorClient", "RetryPolicy"]
+
+MAX_WAIT = 60
+"""The longest ``Prefer: wait`` the API honours, in seconds."""
+
+
+def _jitter_rng() -> random.Random:
+    return random.Random()  # noqa: S311 (back-off jitter, not security)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried: capped exponential back-off with jitter.
+
+    ``sleep`` and ``clock`` are injectable so tests can record delays without waiting.
+    """
+
+    attempts: int = 6
+    budget: float = 30.0
+    base: float = 0.2
+    cap: float = 8.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=_jitter_rng)
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        """Seconds before retry number ``retry`` (0-based); at least ``Retry-After``."""
+        step = min(self.cap, self.base * 2.0**retry)
+        backoff = step / 2 + self.rng.uniform(0, step / 2)
+        if retry_after is None:
+            return backoff
+        # Retry-After is a floor; a little jitter on top keeps clients from stampeding.
+        return retry_after + self.rng.uniform(0, self.base)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    body: bytes
+
+
+class OperatorClient:
+    """The messenger-facing calls of the operator API, typed and validated."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 15.0,
+        session: aiohttp.ClientSession | None = None,
+        on_retry: Callable[[str, str, OperatorClientError, float], None] | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"operator-sim-messenger/{__version__}",
+        }
+        self.retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._session = session
+        self._own_session = session is None
+        self._on_retry = on_retry
+
+    async def __aenter__(self) -> OperatorClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client opened it."""
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        return self._session
+
+    # --- the calls -----------------------------------------------------------------
+
+    async def route(self, msisdn: str) -> Routing:
+        """Which operator serves the number (``NotFound`` when none does)."""
+        reply = await self._call("GET", f"/v1/routing/{quote(msisdn, safe='+')}", expect=(200,))
+        return check_routing(parse_model(Routing, reply.body), msisdn=msisdn)
+
+    async def create_request(
+        self, operator_id: str, msisdn: str, *, idempotency_key: str, wait: int = 0
+    ) -> IdentificationRequest:
+        """POST an identification request; ``wait`` long-polls for the answer."""
+        reply = await self._call(
+            "POST",
+            f"/operators/{quote(operator_id, safe='')}/v1/identification-requests",
+            json_body={"msisdn": msisdn},
+            headers={"Idempotency-Key": idempotency_key},
+            wait=wait,
+            expect=(201,),
+        )
+        req = parse_model(IdentificationRequest, reply.body)
+        return check_request(req, operator_id=operator_id, msisdn=msisdn, request_id=None)
+
+    async def get_request(
+        self, operator_id: str, request_id: str, *, msisdn: str, wait: int = 0
+    ) -> IdentificationRequest:
+        """Read a request (``msisdn`` is the number it was sent about); ``wait`` long-polls."""
+        reply = await self._call(
+            "GET",
+            f"/operators/{quote(operator_id, safe='')}/v1/identification-requests/"
+            f"{quote(request_id, safe='')}",
+            wait=wait,
+            expect=(200,),
+        )
+        req = parse_model(IdentificationRequest, reply.body)
+        return check_request(req, operator_id=operator_id, msisdn=msisdn, request_id=request_id)
+
+    async def register_code(
+        self, operator_id: str, request_id: str, code: str, *, msisdn: str
+    ) -> IdentificationCode:
+        """Register the identification code for a timely present (idempotent per pair)."""
+        reply = await self._call(
+            "POST",
+            f"/operators/{quote(operator_id, safe='')}/v1/identification-codes",
+            json_body={"request_id": request_id, "code": code},
+            expect=(200, 201),
+        )
+        registered = parse_model(IdentificationCode, reply.body)
+        return check_code(
+            registered,
+            operator_id=operator_id,
+            request_id=request_id,
+            sent_code=code,
+            msisdn=msisdn,
+        )
+
+    async def delete_code(self, operator_id: str, code: str) -> None:
+        """Forget a code at the operator (the user left, or the code was replaced)."""
+        await self._call(
+            "DELETE",
+            f"/operators/{quote(operator_id, safe='')}/v1/identification-codes/"
+            f"{quote(code, safe='')}",
+            expect=(204,),
+            body_expected=False,
+        )
+
+    async def events(
+        self, operator_id: str, *, after: str | None = None, limit: int = 100, wait: int = 0
+    ) -> EventPage:
+        """One page of this messenger's events from the operator; ``wait`` long-polls."""
+        query: dict[str, str] = {"limit": str(limit)}
+        if after is not None:
+            query["after"] = after
+        reply = await self._call(
+            "GET",
+            f"/operators/{quote(operator_id, safe='')}/v1/events",
+            params=query,
+            wait=wait,
+            expect=(200,),
+        )
+        page = parse_model(EventPage, reply.body)
+        if not page.next_cursor:
+            raise InvalidResponse("the event page has an empty next_cursor")
+        for event in page.events:
+            if event.operator_id != operator_id:
+                raise InvalidResponse(f"event {event.id} is from {event.operator_id!r}")
+        return page
+
+    # --- transport -----------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: tuple[int, ...],
+        json_body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        wait: int = 0,
+        body_expected: bool = True,
+    ) -> _Reply:
+        wait = max(0, min(int(wait), MAX_WAIT))
+        sent_headers = {**self._headers, **(headers or {})}
+        if wait:
+            sent_headers["Prefer"] = f"wait={wait}"
+        policy = self.retry
+        started = policy.clock()
+        retry = 0
+        while True:
+            try:
+                return await self._once(
+                    method, path, expect, json_body, sent_headers, params, wait, body_expected
+                )
+            except (TransportError, ApiError) as exc:
+                transient = isinstance(exc, TransportError) or exc.transient
+                if not transient or retry + 1 >= policy.attempts:
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
+                pause = policy.delay(retry, retry_after)
+                if policy.clock() - started + pause > policy.budget:
+                    raise
+                if self._on_retry is not None:
+                    self._on_retry(method, path, exc, pause)
+                await policy.sleep(pause)
+                retry += 1
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        expect: tuple[int, ...],
+        json_body: Mapping[str, Any] | None,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None,
+        wait: int,
+        body_expected: bool,
+    ) -> _Reply:
+        timeout = aiohttp.ClientTimeout(total=self._timeout + wait)
+        try:
+            async with self._http().request(
+                method,
+                self._base + path,
+                json=json_body,
+                headers=headers,
+                params=params,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+                content_type = resp.content_type
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if status in expect:
+            if body_expected and content_type != "application/json":
+                raise InvalidResponse(f"{method} {path}: {status} with {content_type or 'no'} body")
+            return _Reply(status, body)
+        if status >= 400:
+            raise _problem(status, content_type, body, retry_after)
+        raise InvalidResponse(f"{method} {path}: unexpected status {status}")
+
+
+def _problem(status: int, content_type: str, body: bytes, retry_after: float | None) -> ApiError:
+    if content_type == "application/problem+json":
+        try:
+            problem = Problem.model_validate_json(body)
+        except ValueError:
+            pass
+        else:
+            return api_error(status, problem.code, problem.detail, retry_after=retry_after)
+    return api_error(
+        status, f"http_{status}", "an error without a problem body", retry_after=retry_after
+    )

@@ -1,0 +1,443 @@
+"""The messenger's own state in SQLite: users, their history, codes, feed cursors, seen events.
+
+Every change that must not be half done (a code about to be registered, an event and
+the cursor past it) is one transaction, so a restart finds each user either identified
+with one code, refused, suspended, or with a registration to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import aiosqlite
+
+__all__ = ["CodeRecord", "HistoryEntry", "MessengerStore", "UserRecord", "UserState"]
+
+UserState = Literal["identifying", "identified", "refused", "suspended"]
+CodeState = Literal["registering", "active", "ended", "abandoned"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    user_id     TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    msisdn      TEXT,
+    operator_id TEXT,
+    request_id  TEXT,
+    code        TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    msisdn      TEXT,
+    operator_id TEXT,
+    request_id  TEXT,
+    code        TEXT
+);
+CREATE INDEX IF NOT EXISTS history_user ON history (user_id, seq);
+-- Every code ever generated: the primary key keeps codes unique for good.
+CREATE TABLE IF NOT EXISTS codes (
+    code        TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    operator_id TEXT NOT NULL,
+    request_id  TEXT NOT NULL,
+    msisdn      TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    ended_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS codes_state ON codes (state);
+CREATE TABLE IF NOT EXISTS operators (
+    operator_id TEXT PRIMARY KEY,
+    cursor      TEXT
+);
+CREATE TABLE IF NOT EXISTS seen_events (
+    event_id    TEXT PRIMARY KEY,
+    seen_at     TEXT NOT NULL
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as the messenger knows them."""
+
+    user_id: str
+    state: UserState
+    reason: str | None
+    msisdn: str | None
+    operator_id: str | None
+    request_id: str | None
+    code: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """An identification code and where it stands."""
+
+    code: str
+    user_id: str
+    state: CodeState
+    operator_id: str
+    request_id: str
+    msisdn: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change of a user's state."""
+
+    at: str
+    state: UserState
+    reason: str | None
+    msisdn: str | None
+    operator_id: str | None
+    request_id: str | None
+    code: str | None
+
+
+class MessengerStore:
+    """Async access to the messenger's database; one connection, serialised writes."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> MessengerStore:
+        """Open (and create) the database."""
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.executescript(_SCHEMA)
+        return cls(conn)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._conn.close()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    # --- users -------------------------------------------------------------------
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        """The user's current record."""
+        async with self._conn.execute(
+            "SELECT user_id, state, reason, msisdn, operator_id, request_id, code, updated_at "
+            "FROM users WHERE user_id = ?",
+            (user_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else UserRecord(*row)
+
+    async def history(self, user_id: str) -> list[HistoryEntry]:
+        """Every state the user went through, oldest first."""
+        async with self._conn.execute(
+            "SELECT at, state, reason, msisdn, operator_id, request_id, code FROM history "
+            "WHERE user_id = ? ORDER BY seq",
+            (user_id,),
+        ) as cur:
+            return [HistoryEntry(*row) for row in await cur.fetchall()]
+
+    @staticmethod
+    async def _set_user(
+        conn: aiosqlite.Connection,
+        user_id: str,
+        state: UserState,
+        *,
+        reason: str | None,
+        msisdn: str | None,
+        operator_id: str | None,
+        request_id: str | None,
+        code: str | None,
+    ) -> None:
+        at = _now()
+        await conn.execute(
+            "INSERT INTO users (user_id, state, reason, msisdn, operator_id, request_id, code, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+            "state = excluded.state, reason = excluded.reason, msisdn = excluded.msisdn, "
+            "operator_id = excluded.operator_id, request_id = excluded.request_id, "
+            "code = excluded.code, updated_at = excluded.updated_at",
+            (user_id, state, reason, msisdn, operator_id, request_id, code, at),
+        )
+        await conn.execute(
+            "INSERT INTO history (user_id, at, state, reason, msisdn, operator_id, request_id, "
+            "code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (user_id, at, state, reason, msisdn, operator_id, request_id, code),
+        )
+
+    async def start_identification(
+        self, user_id: str, msisdn: str | None, operator_id: str | None, request_id: str | None
+    ) -> None:
+        """The user is being identified; until it ends, they may not send."""
+        async with self._tx() as conn:
+            await self._set_user(
+                conn,
+                user_id,
+                "identifying",
+                reason=None,
+                msisdn=msisdn,
+                operator_id=operator_id,
+                request_id=request_id,
+                code=None,
+            )
+            if operator_id is not None:
+                await conn.execute(
+                    "INSERT INTO operators (operator_id) VALUES (?) ON CONFLICT DO NOTHING",
+                    (operator_id,),
+                )
+
+    async def refuse(
+        self,
+        user_id: str,
+        reason: str,
+        *,
+        msisdn: str | None,
+        operator_id: str | None,
+        request_id: str | None,
+        abandon_code: str | None = None,
+    ) -> None:
+        """The identification failed: the user is refused service."""
+        async with self._tx() as conn:
+            if abandon_code is not None:
+                await conn.execute(
+                    "UPDATE codes SET state = 'abandoned', ended_reason = ? WHERE code = ?",
+                    (reason, abandon_code),
+                )
+            await self._set_user(
+                conn,
+                user_id,
+                "refused",
+                reason=reason,
+                msisdn=msisdn,
+                operator_id=operator_id,
+                request_id=request_id,
+                code=None,
+            )
+
+    # --- codes -------------------------------------------------------------------
+
+    async def begin_registration(
+        self, user_id: str, *, code: str, operator_id: str, request_id: str, msisdn: str
+    ) -> None:
+        """Remember a code before it is sent, so a crash mid-registration can be finished."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO codes (code, user_id, state, operator_id, request_id, msisdn, "
+                "created_at) VALUES (?, ?, 'registering', ?, ?, ?, ?)",
+                (code, user_id, operator_id, request_id, msisdn, _now()),
+            )
+
+    async def finish_registration(self, code: CodeRecord) -> tuple[bool, CodeRecord | None]:
+        """The operator registered the code: (user identified, the code it replaced).
+
+        When the number's contract ended (or it was ported) while the code was on its way,
+        the event came first: the user is suspended instead, and nothing is replaced.
+        """
+        async with self._tx() as conn:
+            async with conn.execute(
+                "SELECT state, ended_reason FROM codes WHERE code = ?", (code.code,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or row[0] != "registering":
+                await self._set_user(
+                    conn,
+                    code.user_id,
+                    "suspended",
+                    reason=None if row is None else row[1],
+                    msisdn=code.msisdn,
+                    operator_id=code.operator_id,
+                    request_id=code.request_id,
+                    code=None,
+                )
+                return False, None
+            async with conn.execute(
+                "SELECT code, user_id, state, operator_id, request_id, msisdn FROM codes "
+                "WHERE user_id = ? AND state = 'active' AND code != ?",
+                (code.user_id, code.code),
+            ) as cur:
+                old = await cur.fetchone()
+            replaced = None if old is None else CodeRecord(*old)
+            if replaced is not None:
+                await conn.execute(
+                    "UPDATE codes SET state = 'ended', ended_reason = 'replaced' WHERE code = ?",
+                    (replaced.code,),
+                )
+            await conn.execute("UPDATE codes SET state = 'active' WHERE code = ?", (code.code,))
+            await self._set_user(
+                conn,
+                code.user_id,
+                "identified",
+                reason="present",
+                msisdn=code.msisdn,
+                operator_id=code.operator_id,
+                request_id=code.request_id,
+                code=code.code,
+            )
+            await conn.execute(
+                "INSERT INTO operators (operator_id) VALUES (?) ON CONFLICT DO NOTHING",
+                (code.operator_id,),
+            )
+        return True, replaced
+
+    async def retire_active(self, user_id: str, reason: str) -> CodeRecord | None:
+        """End the user's active code, if any (a new identification failed); returns it."""
+        async with self._tx() as conn:
+            async with conn.execute(
+                "SELECT code, user_id, state, operator_id, request_id, msisdn FROM codes "
+                "WHERE user_id = ? AND state = 'active'",
+                (user_id,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE codes SET state = 'ended', ended_reason = ? WHERE code = ?",
+                (reason, row[0]),
+            )
+        return CodeRecord(*row)
+
+    async def registrations(self, user_id: str | None = None) -> list[CodeRecord]:
+        """Codes written before a crash could tell whether the operator registered them."""
+        sql = (
+            "SELECT code, user_id, state, operator_id, request_id, msisdn FROM codes "
+            "WHERE state = 'registering'"
+        )
+        args: tuple[str, ...] = ()
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args = (user_id,)
+        async with self._conn.execute(sql, args) as cur:
+            return [CodeRecord(*row) for row in await cur.fetchall()]
+
+    async def codes(self, user_id: str) -> list[CodeRecord]:
+        """Every code generated for a user, oldest first."""
+        async with self._conn.execute(
+            "SELECT code, user_id, state, operator_id, request_id, msisdn FROM codes "
+            "WHERE user_id = ? ORDER BY created_at, rowid",
+            (user_id,),
+        ) as cur:
+            return [CodeRecord(*row) for row in await cur.fetchall()]
+
+    async def interrupt_unfinished(self) -> list[str]:
+        """Users left mid-identification with no code to finish: refused, ``interrupted``."""
+        async with self._tx() as conn:
+            async with conn.execute(
+                "SELECT user_id, msisdn, operator_id, request_id FROM users "
+                "WHERE state = 'identifying' AND user_id NOT IN "
+                "(SELECT user_id FROM codes WHERE state = 'registering')"
+            ) as cur:
+                rows = list(await cur.fetchall())
+            for user_id, msisdn, operator_id, request_id in rows:
+                await self._set_user(
+                    conn,
+                    user_id,
+                    "refused",
+                    reason="interrupted",
+                    msisdn=msisdn,
+                    operator_id=operator_id,
+                    request_id=request_id,
+                    code=None,
+                )
+        return [row[0] for row in rows]
+
+    # --- events ------------------------------------------------------------------
+
+    async def operators(self) -> list[tuple[str, str | None]]:
+        """Operators this messenger has asked, with their feed cursors."""
+        async with self._conn.execute(
+            "SELECT operator_id, cursor FROM operators ORDER BY operator_id"
+        ) as cur:
+            return [(row[0], row[1]) for row in await cur.fetchall()]
+
+    async def apply_ending(
+        self,
+        *,
+        event_id: str,
+        code: str | None,
+        reason: str | None,
+    ) -> tuple[bool, str | None]:
+        """Record an event once; a code's ending suspends its user.
+
+        Returns (whether the event is new, the user suspended). No user is suspended for a
+        duplicate, for an event ending no code of ours, or for a code replaced since.
+        """
+        async with self._tx() as conn:
+            async with conn.execute(
+                "INSERT INTO seen_events (event_id, seen_at) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                (event_id, _now()),
+            ) as cur:
+                if await cur.fetchone() is None:
+                    return False, None
+            if code is None or reason is None:
+                return True, None
+            async with conn.execute(
+                "SELECT user_id, state FROM codes WHERE code = ?", (code,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None or row[1] not in ("active", "registering"):
+                return True, None
+            await conn.execute(
+                "UPDATE codes SET state = 'ended', ended_reason = ? WHERE code = ?", (reason, code)
+            )
+            async with conn.execute(
+                "SELECT user_id, msisdn, operator_id, request_id FROM users "
+                "WHERE user_id = ? AND code = ? AND state = 'identified'",
+                (row[0], code),
+            ) as cur:
+                user = await cur.fetchone()
+            if user is None:
+                return True, None
+            await self._set_user(
+                conn,
+                user[0],
+                "suspended",
+                reason=reason,
+                msisdn=user[1],
+                operator_id=user[2],
+                request_id=user[3],
+                code=None,
+            )
+            return True, str(user[0])
+
+    async def save_cursor(self, operator_id: str, cursor: str) -> None:
+        """Remember how far the feed of an operator has been read."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO operators (operator_id, cursor) VALUES (?, ?) "
+                "ON CONFLICT (operator_id) DO UPDATE SET cursor = excluded.cursor",
+                (operator_id, cursor),
+            )
+
+    async def seen(self, event_id: str) -> bool:
+        """Whether the event was applied before."""
+        async with self._conn.execute(
+            "SELECT 1 FROM seen_events WHERE event_id = ?", (event_id,)
+        ) as cur:
+            return await cur.fetchone() is not None

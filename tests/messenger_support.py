@@ -1,0 +1,208 @@
+"""Helpers for the messenger library's tests: a step recorder, fake time, a fake operator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from operator_sim.messenger import Messenger, RetryPolicy, Step
+from operator_sim.wire import format_timestamp
+from tests.conftest import DEMO_KEY, Sim
+
+
+class Recorder:
+    """Collects a Messenger's steps; tests await the one they need (bounded, no sleeps)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, step: Step) -> None:
+        self.steps.append(step)
+        self._changed.set()
+
+    def kinds(self, user_id: str | None = None) -> list[str]:
+        """The kinds of step seen, for one user or all."""
+        return [s.kind for s in self.steps if user_id is None or s.user_id == user_id]
+
+    async def wait(self, kind: str, user_id: str | None = None, *, count: int = 1) -> Step:
+        """Wait (at most 10 s of real time) until ``count`` steps of a kind were seen."""
+        async with asyncio.timeout(10):
+            while True:
+                seen = [
+                    s
+                    for s in self.steps
+                    if s.kind == kind and (user_id is None or s.user_id == user_id)
+                ]
+                if len(seen) >= count:
+                    return seen[count - 1]
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@dataclass
+class FakeTime:
+    """A clock and sleep for ``RetryPolicy``: sleeping records the pause and moves the clock."""
+
+    now: float = 0.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def policy(self, **overrides: Any) -> RetryPolicy:
+        return RetryPolicy(sleep=self.sleep, clock=self.clock, **overrides)
+
+
+def base_url(sim: Sim) -> str:
+    """The test server's root URL."""
+    return str(sim.client.make_url("/"))
+
+
+def make_messenger(
+    sim: Sim,
+    db_path: Path,
+    *,
+    recorder: Recorder | None = None,
+    time: FakeTime | None = None,
+    key: str = DEMO_KEY,
+    **kwargs: Any,
+) -> Messenger:
+    """A Messenger against the test server, with fast fake-time retries."""
+    return Messenger(
+        base_url(sim),
+        key,
+        db_path=db_path,
+        observer=recorder,
+        retry=(time or FakeTime()).policy(),
+        **kwargs,
+    )
+
+
+# --- a fake operator that answers whatever a test scripts -------------------------------
+
+Scripted = web.Response | Callable[[dict[str, Any]], web.Response] | None
+"""A scripted reply: a response, a function of the JSON body sent, or None to drop."""
+
+
+@dataclass
+class FakeOperator:
+    """An operator on loopback whose every response a test chooses."""
+
+    create: list[Scripted] = field(default_factory=list)
+    get: list[Scripted] = field(default_factory=list)
+    codes: list[Scripted] = field(default_factory=list)
+    routing_operator: str = "alfa"
+    seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    async def _record(self, request: web.Request) -> None:
+        self.seen.append(
+            (request.method, request.path, dict(request.headers), await request.read())
+        )
+
+    async def routing(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        msisdn = request.match_info["msisdn"]
+        return web.json_response(
+            {"msisdn": msisdn, "operator_id": self.routing_operator, "ported": False}
+        )
+
+    async def _scripted(self, request: web.Request, script: list[Scripted]) -> Any:
+        await self._record(request)
+        response = script.pop(0) if script else None
+        if callable(response):
+            response = response(json.loads(await request.read()))
+        if response is None:
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("dropped by the fake operator")
+        return response
+
+    async def on_create(self, request: web.Request) -> Any:
+        return await self._scripted(request, self.create)
+
+    async def on_get(self, request: web.Request) -> Any:
+        return await self._scripted(request, self.get)
+
+    async def on_code(self, request: web.Request) -> Any:
+        return await self._scripted(request, self.codes)
+
+    async def on_delete(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.Response(status=204)
+
+    async def on_events(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"events": [], "next_cursor": "c0"})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/v1/routing/{msisdn}", self.routing)
+        base = "/operators/{op}/v1"
+        app.router.add_post(f"{base}/identification-requests", self.on_create)
+        app.router.add_get(f"{base}/identification-requests/{{id}}", self.on_get)
+        app.router.add_post(f"{base}/identification-codes", self.on_code)
+        app.router.add_delete(f"{base}/identification-codes/{{code}}", self.on_delete)
+        app.router.add_get(f"{base}/events", self.on_events)
+        return app
+
+    def posted(self, path_end: str) -> list[tuple[dict[str, str], bytes]]:
+        """Headers and bodies of the POSTs to a path ending so."""
+        return [(h, b) for m, p, h, b in self.seen if m == "POST" and p.endswith(path_end)]
+
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def request_body(
+    *,
+    msisdn: str = "+79000000001",
+    id_: str = "ir_fake1",
+    operator_id: str = "alfa",
+    status: str = "answered",
+    result: str | None = "present",
+    answered_after: timedelta | None = timedelta(seconds=1),
+    deadline: timedelta = timedelta(minutes=20),
+) -> dict[str, Any]:
+    """A request resource as an operator would send it."""
+    return {
+        "id": id_,
+        "operator_id": operator_id,
+        "msisdn": msisdn,
+        "status": status,
+        "result": result,
+        "received_at": format_timestamp(NOW),
+        "due_at": format_timestamp(NOW + deadline),
+        "answered_at": None if answered_after is None else format_timestamp(NOW + answered_after),
+    }
+
+
+def json_reply(
+    body: Any, status: int = 201, content_type: str = "application/json"
+) -> web.Response:
+    """A response with a JSON body (or any text, when given a str)."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return web.Response(status=status, text=text, content_type=content_type)
+
+
+def code_body(request_id: str, code: str, msisdn: str = "+79000000001") -> dict[str, Any]:
+    """A registered code resource."""
+    return {
+        "code": code,
+        "msisdn": msisdn,
+        "operator_id": "alfa",
+        "request_id": request_id,
+        "registered_at": format_timestamp(NOW),
+    }
