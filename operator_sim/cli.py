@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,26 @@ def _parser() -> argparse.ArgumentParser:
         "--journal-cap", type=int, help="keep at most this many journal entries (default 100000)"
     )
     serve.add_argument("--seed", type=int, help="seed of the fault rules' random draws")
+    serve.add_argument(
+        "--rate-limits", help="per-messenger rate limits, e.g. 'demo=50/s,*=1000/m' (default none)"
+    )
+    serve.add_argument(
+        "--max-long-polls", type=int, help="long polls one messenger may hold (default 100)"
+    )
+    serve.add_argument(
+        "--enumeration-quota",
+        type=int,
+        help="distinct numbers of one 100-number block per window (default 0: off)",
+    )
+    serve.add_argument(
+        "--enumeration-window", type=float, help="seconds the enumeration quota counts over"
+    )
+    serve.add_argument(
+        "--client-timeout", type=float, help="seconds to send headers, then body (default 60)"
+    )
+    serve.add_argument(
+        "--max-header-size", type=int, help="longest request line or header, bytes (default 8190)"
+    )
 
     # Defaults are spelled out here rather than imported: importing the seeding package
     # pulls in Faker, and `serve` must start without it.
@@ -139,6 +159,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         "unix",
         "journal_cap",
         "seed",
+        "rate_limits",
+        "max_long_polls",
+        "enumeration_quota",
+        "enumeration_window",
+        "client_timeout",
+        "max_header_size",
     )
     given: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     return Settings(**given)
@@ -154,6 +180,7 @@ async def _serve(settings: Settings) -> int:
 
     from operator_sim.logs import configure_logging
     from operator_sim.server import create_app
+    from operator_sim.server.limits import server_options
 
     configure_logging(settings.log_level, settings.log_format)
     # Signal handlers first: a SIGTERM that arrives while starting still drains cleanly.
@@ -163,7 +190,11 @@ async def _serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        **server_options(settings),
     )
     await runner.setup()
     try:
@@ -212,6 +243,16 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, on uvloop's faster event loop when it is installed (it is optional)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = _parser()
@@ -228,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
         if args.command == "serve":
-            return asyncio.run(_serve(settings))
+            return _run(_serve(settings))
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -9,11 +9,13 @@
     │   │   └── InvalidMsisdn           not canonical E.164
     │   ├── UnsupportedMediaType        body without Content-Type: application/json
     │   ├── PayloadTooLarge             body over the size limit
+    │   ├── RequestTimeout              body not received within the client timeout
     │   └── IdempotencyKeyReused        same Idempotency-Key, different body
     ├── Unauthorized                    missing or wrong credentials
     ├── NotFound                        unknown id, or another tenant's id
     ├── MethodNotAllowed
     ├── Conflict                        the request contradicts stored state
+    ├── Throttled                       over a configured limit: 429 with Retry-After
     ├── InjectedFault                   a fault rule answers with an HTTP error
     ├── InjectedMalformed               a fault rule answers 200/201 with a broken body
     ├── StartupError                    the server cannot start as configured
@@ -72,6 +74,10 @@ class PayloadTooLarge(InputError):
     """The body exceeds the configured limit."""
 
 
+class RequestTimeout(InputError):
+    """The client did not send its whole body within the client timeout."""
+
+
 class IdempotencyKeyReused(InputError):
     """An Idempotency-Key already bound to a request with a different body."""
 
@@ -101,6 +107,23 @@ class MethodNotAllowed(OperatorSimError):
 
 class Conflict(OperatorSimError):
     """The request contradicts the stored state."""
+
+
+class Throttled(OperatorSimError):
+    """A configured limit refuses the call for now (rate, long polls, enumeration)."""
+
+    def __init__(
+        self,
+        *,
+        code: str,
+        detail: str,
+        retry_after: int,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.retry_after = retry_after
+        self.headers = {**(headers or {}), "Retry-After": str(retry_after)}
 
 
 class InjectedFault(OperatorSimError):

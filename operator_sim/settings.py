@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operator_sim.clock import ClockMode, parse_clock_spec
+from operator_sim.domain.limits import parse_rate_limits
 
 
 class Settings(BaseSettings):
@@ -65,11 +66,41 @@ class Settings(BaseSettings):
         default=None,
         description="Seed of the fault rules' random draws (default: the fixture's, else 1801).",
     )
+    rate_limits: str = Field(
+        default="",
+        description="Per-messenger rate limits, e.g. 'demo=50/s,*=1000/m' "
+        "(* = every other messenger); empty: no limit.",
+    )
+    max_long_polls: Annotated[int, Field(ge=1)] = Field(
+        default=100, description="Long polls (Prefer: wait) one messenger may hold at once."
+    )
+    enumeration_quota: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Distinct numbers of one 100-number block a messenger may ask about "
+        "within enumeration_window; 0 turns the check off.",
+    )
+    enumeration_window: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0, description="Seconds (real time) the enumeration quota counts over."
+    )
+    client_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0,
+        description="Seconds a client has to send a request's headers, and then its body; "
+        "also how long an idle keep-alive connection stays open.",
+    )
+    max_header_size: Annotated[int, Field(ge=1024, le=65536)] = Field(
+        default=8190, description="Longest request line or header field, in bytes."
+    )
 
     @field_validator("clock")
     @classmethod
     def _valid_clock(cls, value: str) -> str:
         parse_clock_spec(value)
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _valid_rate_limits(cls, value: str) -> str:
+        parse_rate_limits(value)
         return value
 
     @property

@@ -33,6 +33,7 @@ from operator_sim.server.keys import (
     FIXTURE,
     FLOW,
     LIFECYCLE,
+    LIMITS,
     METRICS,
     OPENAPI,
     READY,
@@ -43,6 +44,7 @@ from operator_sim.server.keys import (
     WEBHOOKS,
 )
 from operator_sim.server.lifecycle import Feed, Lifecycle
+from operator_sim.server.limits import Limits, header_limit_middleware
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.openapi import build_openapi
 from operator_sim.server.outbox import Outbox
@@ -196,12 +198,14 @@ def create_app(
     loaded = fixture or load_fixture(settings.fixture)
     admin_token, admin_is_demo = _admin_token(settings, loaded)
     app = web.Application(
-        middlewares=[context_middleware, problem_middleware], client_max_size=BULK_BODY_LIMIT
+        middlewares=[context_middleware, problem_middleware, header_limit_middleware],
+        client_max_size=BULK_BODY_LIMIT,
     )
     app[SETTINGS] = settings
     app[FIXTURE] = loaded
     app[METRICS] = Metrics()
     app[WAITERS] = Waiters()
+    app[LIMITS] = Limits(settings)
     app[READY] = asyncio.Event()
     app[WEBHOOK_ALLOW] = AllowList(settings.webhook_allowed_hosts.split(","))
     app[OPENAPI] = render_openapi(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from operator_sim.server.keys import AUTH, MESSENGER_ID
+from operator_sim.server.keys import AUTH, LIMITS, MESSENGER_ID
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["messenger", "admin", "none"]
@@ -73,7 +73,7 @@ def _guarded(endpoint: Endpoint) -> Handler:
     @functools.wraps(handler)
     async def messenger_only(request: web.Request) -> web.StreamResponse:
         request[MESSENGER_ID] = await request.app[AUTH].messenger(request)
-        return await handler(request)
+        return await request.app[LIMITS].guard(request, handler)
 
     return messenger_only
 

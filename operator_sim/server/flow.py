@@ -6,6 +6,7 @@ only after it commits, so nothing is announced that could still be rolled back.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import random
@@ -251,21 +252,26 @@ class Flow:
                     msisdn=msisdn,
                     rule=rule,
                 )
-                if idempotency_key is not None:
-                    await store.bind_idempotency_key(
-                        conn,
-                        messenger_id=messenger_id,
-                        key=idempotency_key,
-                        fingerprint=print_,
+                writes = [
+                    journal(
                         request_id=created.request.id,
-                        now_ms=now,
+                        http_status=201,
+                        rule_id=rule.id if rule else None,
+                        replayed=False,
                     )
-                await journal(
-                    request_id=created.request.id,
-                    http_status=201,
-                    rule_id=rule.id if rule else None,
-                    replayed=False,
-                )
+                ]
+                if idempotency_key is not None:
+                    writes.append(
+                        store.bind_idempotency_key(
+                            conn,
+                            messenger_id=messenger_id,
+                            key=idempotency_key,
+                            fingerprint=print_,
+                            request_id=created.request.id,
+                            now_ms=now,
+                        )
+                    )
+                await asyncio.gather(*writes)
         if refusal is not None:
             self._metrics.faults.labels(refusal.rule.id).inc()
             action = refusal.rule.action
@@ -309,9 +315,12 @@ class Flow:
         if plan.immediate:
             result = plan.forced_result or await self._decide(conn, operator_id, msisdn)
             request = replace(request, status="answered", result=result, answered_at=now)
-            await store.insert_request(conn, request)
-            event = await self._outbox.emit_answered(
-                conn, messenger_id=messenger_id, request=request.to_wire(), at_ms=now
+            # Independent writes go to the connection's thread together: one round trip.
+            _, event = await asyncio.gather(
+                store.insert_request(conn, request),
+                self._outbox.emit_answered(
+                    conn, messenger_id=messenger_id, request=request.to_wire(), at_ms=now
+                ),
             )
             return Created(request, replayed=False, scheduled=False, emitted=(event,))
         await store.insert_request(conn, request)
@@ -339,7 +348,7 @@ class Flow:
             self._count_answer(req)
         if created.scheduled:
             self._wake_scheduler()
-        log.info(
+        log.debug(
             "identification_received",
             identification_id=req.id,
             operator_id=req.operator_id,

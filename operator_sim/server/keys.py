@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from operator_sim.server.control import Control
     from operator_sim.server.flow import Flow
     from operator_sim.server.lifecycle import Feed, Lifecycle
+    from operator_sim.server.limits import Limits
     from operator_sim.server.metrics import Metrics
     from operator_sim.server.scheduler import Scheduler
     from operator_sim.server.waiters import Waiters
@@ -36,6 +37,7 @@ LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
 FEED: web.AppKey[Feed] = web.AppKey("feed")
 WEBHOOKS: web.AppKey[WebhookWorker] = web.AppKey("webhooks")
 WEBHOOK_ALLOW: web.AppKey[AllowList] = web.AppKey("webhook_allow")
+LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 MESSENGER_ID = web.RequestKey("messenger_id", str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.keys import FLOW, MESSENGER_ID, WAITERS
+from operator_sim.server.keys import FLOW, LIMITS, MESSENGER_ID, WAITERS
 from operator_sim.server.parsing import (
     MAX_WAIT_SECONDS,
     idempotency_key,
@@ -74,6 +74,7 @@ async def create_identification_request(request: web.Request) -> web.StreamRespo
     operator_id = _operator(request)
     key = idempotency_key(request)
     body = await read_model(request, IdentificationRequestCreate)
+    request.app[LIMITS].check_enumeration(request[MESSENGER_ID], body.msisdn)
     wait = prefer_wait(request)
     created = await request.app[FLOW].create_request(
         messenger_id=request[MESSENGER_ID],

@@ -56,7 +56,13 @@ def _operation(endpoint: Endpoint, path_schemas: dict[str, dict[str, Any]]) -> d
         elif status != 204:
             entry["content"] = {endpoint.response_type: {"schema": {"type": "string"}}}
         responses[str(status)] = entry
-    for status in sorted({*endpoint.problems, 500}):
+    # The limits (server/limits.py) apply to every route of their kind.
+    limits = {414, 431}
+    if endpoint.auth == "messenger":
+        limits.add(429)
+    if endpoint.body is not None or endpoint.empty_body:
+        limits |= {408, 413}
+    for status in sorted({*endpoint.problems, *limits, 500}):
         responses[str(status)] = {
             "description": f"Problem: {problem_code(status)} (or a more specific code)",
             "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref(Problem)}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import Any, TypeVar
@@ -63,13 +64,28 @@ async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
     too_large = errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    # Read at most limit + 1 bytes, as they arrive: a gzip body is inflated by aiohttp
+    # chunk by chunk, so a bomb is refused after limit bytes, never inflated whole.
+    chunks: list[bytes] = []
+    size = 0
+    timeout = request.app[SETTINGS].client_timeout
     try:
-        body = await request.read()
+        async with asyncio.timeout(timeout):
+            while size <= limit:
+                chunk = await request.content.read(limit + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    except TimeoutError:
+        raise errors.RequestTimeout(
+            f"the body did not arrive within {timeout:g} s; send it at once"
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
-    if len(body) > limit:
+    if size > limit:
         raise too_large
-    return body
+    return b"".join(chunks)
 
 
 async def read_model(request: web.Request, model: type[M], *, limit: int = BODY_LIMIT) -> M:

@@ -39,6 +39,7 @@ _TABLE: tuple[tuple[type[errors.OperatorSimError], int, str], ...] = (
     (errors.InvalidJson, 400, "invalid_json"),
     (errors.UnsupportedMediaType, 415, "unsupported_media_type"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
+    (errors.RequestTimeout, 408, "request_timeout"),
     (errors.InputError, 400, "bad_request"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.NotFound, 404, "not_found"),
@@ -51,9 +52,12 @@ _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     429: "rate_limited",
+    431: "header_too_large",
     503: "operator_unavailable",
 }
 
@@ -111,6 +115,8 @@ def malformed_response(status: int, body: str) -> web.Response:
 def _from_domain(request: web.Request, exc: errors.OperatorSimError) -> web.Response:
     if isinstance(exc, errors.InjectedMalformed):
         return malformed_response(exc.status, exc.body)
+    if isinstance(exc, errors.Throttled):
+        return problem_response(request, 429, exc.code, exc.detail, headers=exc.headers)
     if isinstance(exc, errors.InjectedFault):
         headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return problem_response(
@@ -143,13 +149,30 @@ def _from_http(request: web.Request, exc: web.HTTPException) -> web.StreamRespon
     return problem_response(request, exc.status, problem_code(exc.status), detail, headers=headers)
 
 
+async def _answer_and_close(request: web.Request, response: web.Response) -> None:
+    """Send the response now and close the connection without reading the rest of the body.
+
+    aiohttp would otherwise keep reading (and inflating) an unread body for up to its
+    lingering time: not worth it for a bomb or a trickle.
+    """
+    response.force_close()
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID, "")
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # flushes what was written, then closes
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every exception into a problem+json response."""
     try:
         return await handler(request)
     except errors.OperatorSimError as exc:
-        return _from_domain(request, exc)
+        response = _from_domain(request, exc)
+        if isinstance(exc, errors.PayloadTooLarge | errors.RequestTimeout):
+            await _answer_and_close(request, response)
+        return response
     except web.HTTPException as exc:
         return _from_http(request, exc)
     except DropConnection:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -20,46 +21,142 @@ Synchronous = Literal["off", "normal", "full"]
 class Database:
     """One SQLite connection shared by the whole server, one unit of work at a time.
 
-    aiosqlite runs the connection on its own thread; the lock keeps the statements of
-    one unit of work from interleaving with another's, so readers never see a
-    transaction that is still open and writers are serialised (SQLite has one writer).
+    aiosqlite runs the connection on its own thread; a lock keeps the statements of one
+    unit of work from interleaving with another's (SQLite has one writer).
+
+    Writes are group-committed: units that queue up behind each other share one
+    transaction, each inside its own savepoint (a failing unit rolls back alone), and the
+    last unit of the burst commits. Every unit waits for that commit before it returns,
+    so nothing is acknowledged before it is durable. Reads first commit an open batch, so
+    they only ever see committed data.
     """
+
+    _MAX_BATCH = 256
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._queued = 0
+        self._batch: asyncio.Future[None] | None = None
+        self._batch_size = 0
+        self._pipelined: list[asyncio.Future[object]] = []
+        self._flushers: set[asyncio.Task[None]] = set()
         self.path = path
+
+    async def _send(self, sql: str) -> None:
+        # Queue a statement on the connection's thread without waiting for it: the task's
+        # first step puts it in aiosqlite's queue, so it runs before anything queued later.
+        self._pipelined.append(asyncio.ensure_future(self._conn.execute(sql)))
+        await asyncio.sleep(0)
+
+    async def _commit(self) -> None:
+        """Commit the open batch (lock held) and tell every unit in it."""
+        batch = self._batch
+        if batch is None:
+            return
+        pipelined = self._pipelined
+        try:
+            await asyncio.gather(*pipelined)
+            await self._conn.commit()
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.rollback()
+            self._abort(exc)
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            return
+        self._batch, self._batch_size, self._pipelined = None, 0, []
+        batch.set_result(None)
+
+    async def _begin(self) -> asyncio.Future[None]:
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+            self._batch_size = 0
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except BaseException as exc:
+                # Cancelled with BEGIN still queued: the rollback queued after it ends it.
+                with contextlib.suppress(sqlite3.Error):
+                    await self._conn.rollback()
+                self._abort(exc)
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot begin a transaction: {exc}") from exc
+                raise
+        return self._batch
+
+    def _abort(self, exc: BaseException) -> None:
+        """Give up the open batch: its units fail (the caller rolls back)."""
+        batch, self._batch, self._batch_size, self._pipelined = self._batch, None, 0, []
+        if batch is not None and not batch.done():
+            batch.set_exception(StoreError(f"transaction failed: {exc}"))
+            batch.exception()  # retrieved here too: not every unit may be left to await it
+
+    async def _flush_later(self, batch: asyncio.Future[None]) -> None:
+        # Safety net: if the unit expected to commit a batch never came (it was cancelled
+        # while queued), commit shortly anyway so nobody waits for ever.
+        await asyncio.sleep(0.005)
+        async with self._lock:
+            if self._batch is batch:
+                await self._commit()
+
+    async def _undo_unit(self) -> None:
+        try:
+            await self._conn.execute("ROLLBACK TO unit")
+            await self._send("RELEASE unit")
+        except sqlite3.Error as exc:  # the whole transaction is gone (SQLite rolled it back)
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.rollback()
+            self._abort(exc)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
-        async with self._lock:
-            conn = self._conn
-            # BEGIN is inside the try: if this task is cancelled while BEGIN is queued on
-            # the connection's thread, the rollback queued after it still ends the transaction.
+        """A unit of work in the current batch; returns once its batch has committed."""
+        self._queued += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._queued -= 1
+        failure: BaseException | None = None
+        batch: asyncio.Future[None] | None = None
+        try:
+            batch = await self._begin()
+            self._batch_size += 1
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                yield conn
-            except BaseException as exc:
-                await conn.rollback()
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"database error: {exc}") from exc
-                raise
-            try:
-                await conn.commit()
-            except sqlite3.Error as exc:
-                await conn.rollback()
-                raise StoreError(f"commit failed: {exc}") from exc
+                await self._send("SAVEPOINT unit")
+                yield self._conn
+            except BaseException as exc:  # noqa: BLE001 (re-raised below, after the rollback)
+                failure = exc
+                await self._undo_unit()
+            else:
+                await self._send("RELEASE unit")
+            if self._batch is batch and (self._queued == 0 or self._batch_size >= self._MAX_BATCH):
+                await self._commit()
+        finally:
+            if batch is not None and self._batch is batch:
+                # Someone queued behind us commits the batch; if they never come, this does.
+                task = asyncio.get_running_loop().create_task(self._flush_later(batch))
+                self._flushers.add(task)
+                task.add_done_callback(self._flushers.discard)
+            self._lock.release()
+        if failure is not None:
+            if isinstance(failure, sqlite3.Error):
+                raise StoreError(f"database error: {failure}") from failure
+            raise failure
+        await batch
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Exclusive use of the connection for reads (no transaction is left open)."""
+        """Exclusive use of the connection for reads, after any open batch has committed."""
         async with self._lock:
+            await self._commit()
             yield self._conn
 
     async def close(self) -> None:
         """Close the connection (waits for the current unit of work)."""
         async with self._lock:
+            await self._commit()
+            for task in self._flushers:
+                task.cancel()
             await self._conn.close()
 
 

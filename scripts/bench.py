@@ -1,0 +1,372 @@
+"""Measure operator-sim against the aiohttp ceiling, in one run, with the same load generator.
+
+Starts (a) a bare aiohttp app with one JSON POST endpoint (scripts/bench_bare.py) and
+(b) operator-sim on a fresh database seeded with 1,000,000 subscribers, drives both with
+`wrk` (Lua scripts in scripts/wrk/) at 50 connections for a fixed time, and prints for
+each workload requests/s, p50/p99 latency, errors and the server's peak RSS, then the
+ratio operator-sim / bare. Also: GET of an answered request, code registration, CPU of
+1,000 idle long-poll waiters, point-lookup latency at 1,000 vs 1,000,000 subscribers, and
+start-up time on an existing database.
+
+Needs `wrk` (Debian: `apt-get install wrk`). Every server binds 127.0.0.1.
+
+    python scripts/bench.py [--duration 10] [--connections 50] [--subscribers 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+SCRIPTS = Path(__file__).resolve().parent
+WRK_DIR = SCRIPTS / "wrk"
+KEY = "demo-messenger-key-not-secret"
+ADMIN = {"Authorization": "Bearer demo-admin-token-not-secret"}
+IR_PATH = "/operators/alfa/v1/identification-requests"
+
+
+@dataclass
+class Server:
+    """A server process and its base URL."""
+
+    proc: subprocess.Popen[str]
+    url: str
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM of the process, in MB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        kb = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+        return kb / 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        """Terminate and wait."""
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def start(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Server:
+    """Start a server that prints `listening on URL` and wait for that line."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    line = proc.stdout.readline().strip() if proc.stdout else ""
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"server did not start: {argv!r} said {line!r}")
+    return Server(proc, line.removeprefix("listening on "))
+
+
+def operator_sim(db: Path, cwd: Path) -> Server:
+    """operator-sim on ``db`` with quiet logs."""
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "operator_sim",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--log-level",
+            "warning",
+        ],
+        cwd,
+    )
+
+
+@dataclass
+class WrkResult:
+    """What wrk printed, parsed."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+    def line(self) -> str:
+        """One readable line."""
+        return (
+            f"{self.rps:9,.0f} req/s   p50 {self.p50_ms:7.2f} ms   p99 {self.p99_ms:7.2f} ms"
+            f"   errors {self.errors}"
+        )
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(
+    url: str, script: str, env: dict[str, str], *, connections: int, duration: int, threads: int = 2
+) -> WrkResult:
+    """Run wrk with a Lua script and parse its report."""
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(WRK_DIR / script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OPSIM_WRK_DIR": str(WRK_DIR), "OPSIM_KEY": KEY, **env},
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(latency["50"]),
+        p99_ms=_ms(latency["99"]),
+        errors=errors + (int(non_2xx.group(1)) if non_2xx else 0),
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+    )
+
+
+def seed(db: Path, count: int, cwd: Path) -> None:
+    """Fill a fresh database through `operator-sim seed`."""
+    subprocess.run(
+        [sys.executable, "-m", "operator_sim", "seed", "--db", str(db), "--count", str(count)],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def numbers_file(db: Path, path: Path, n: int = 2000) -> None:
+    """Half present (active, complete, at alfa) and half absent numbers, shuffled."""
+    with sqlite3.connect(db) as conn:
+        present = [
+            r[0]
+            for r in conn.execute(
+                "SELECT msisdn FROM subscribers WHERE operator_id = 'alfa' AND status = 'active' "
+                "AND data_complete = 1 AND source = 'seed' ORDER BY random() LIMIT ?",
+                (n // 2,),
+            )
+        ]
+        stored = {r[0] for r in conn.execute("SELECT msisdn FROM subscribers")} if n else set()
+    rng = random.Random(1801)  # noqa: S311 (test data)
+    absent: list[str] = []
+    while len(absent) < n // 2:
+        candidate = f"+7900{rng.randrange(10_000_000):07d}"
+        if candidate not in stored:
+            absent.append(candidate)
+    mixed = present + absent
+    rng.shuffle(mixed)
+    path.write_text("\n".join(mixed) + "\n")
+
+
+async def _create(url: str, numbers: list[str], n: int) -> list[str]:
+    ids: list[str] = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        for msisdn in numbers[:n]:
+            async with http.post(f"{url}{IR_PATH}", json={"msisdn": msisdn}) as resp:
+                ids.append((await resp.json())["id"])
+    return ids
+
+
+async def _idle_waiters(url: str, waiters: int, seconds: float, server: Server) -> float:
+    """CPU share of one core the server spends while ``waiters`` long polls are parked."""
+    per = 50
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        keys = []
+        for i in range((waiters + per - 1) // per):
+            async with http.post(
+                f"{url}/admin/v1/messengers",
+                headers=ADMIN,
+                json={"id": f"idle-{i}", "name": f"Idle {i}"},
+            ) as resp:
+                keys.append((await resp.json())["api_key"])
+        polls = [
+            asyncio.create_task(
+                http.get(
+                    f"{url}/operators/alfa/v1/events?after=c{10**9:x}",
+                    headers={"Authorization": f"Bearer {keys[i // per]}", "Prefer": "wait=60"},
+                )
+            )
+            for i in range(waiters)
+        ]
+        await asyncio.sleep(2)  # let every poll park
+        before = server.cpu_seconds()
+        await asyncio.sleep(seconds)
+        used = server.cpu_seconds() - before
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
+    return used / seconds * 100
+
+
+def startup_seconds(db: Path, cwd: Path, runs: int = 5) -> float:
+    """Median time from spawning `serve --port 0` to the first 200 from /readyz."""
+    import urllib.request
+
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        server = operator_sim(db, cwd)
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/readyz", timeout=1) as resp:  # noqa: S310 (loopback)
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.002)
+        times.append(time.perf_counter() - started)
+        server.stop()
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Run every workload and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--waiters", type=int, default=1000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: install it with `apt-get install wrk` (Debian)")
+    d, c = args.duration, args.connections
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        big, small = work / "big.db", work / "small.db"
+        t0 = time.perf_counter()
+        seed(big, args.subscribers, work)
+        seed(small, 1000, work)
+        print(
+            f"seeded {args.subscribers:,} and 1,000 subscribers in {time.perf_counter() - t0:.1f} s"
+        )
+        numbers_file(big, work / "numbers.txt")
+        numbers_file(small, work / "numbers-small.txt", 200)
+        env = {"OPSIM_NUMBERS": str(work / "numbers.txt"), "OPSIM_PATH": IR_PATH}
+        print(f"wrk: {c} connections, 2 threads, {d} s per run\n")
+
+        bare = start([sys.executable, str(SCRIPTS / "bench_bare.py")], work)
+        try:
+            ceiling = wrk(bare.url, "post_identification.lua", env, connections=c, duration=d)
+            bare_rss = bare.peak_rss_mb()
+        finally:
+            bare.stop()
+        print(f"bare aiohttp POST            {ceiling.line()}   peak RSS {bare_rss:5.1f} MB")
+
+        server = operator_sim(big, work)
+        try:
+            post = wrk(server.url, "post_identification.lua", env, connections=c, duration=d)
+            print(
+                f"operator-sim POST            {post.line()}   peak RSS "
+                f"{server.peak_rss_mb():5.1f} MB"
+            )
+            ids = asyncio.run(_create(server.url, (work / "numbers.txt").read_text().split(), 1000))
+            (work / "ids.txt").write_text("\n".join(ids) + "\n")
+            get = wrk(
+                server.url,
+                "get_request.lua",
+                {"OPSIM_IDS": str(work / "ids.txt"), "OPSIM_PATH": IR_PATH},
+                connections=c,
+                duration=d,
+            )
+            print(
+                f"operator-sim GET request     {get.line()}   peak RSS "
+                f"{server.peak_rss_mb():5.1f} MB"
+            )
+            with sqlite3.connect(big) as conn:
+                present = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM identification_requests WHERE result = 'present' "
+                        "AND answered_at <= due_at LIMIT 5000"
+                    )
+                ]
+            (work / "present.txt").write_text("\n".join(present) + "\n")
+            code = wrk(
+                server.url,
+                "post_code.lua",
+                {
+                    "OPSIM_IDS": str(work / "present.txt"),
+                    "OPSIM_PATH": "/operators/alfa/v1/identification-codes",
+                },
+                connections=c,
+                duration=d,
+            )
+            print(
+                f"operator-sim code register   {code.line()}   peak RSS "
+                f"{server.peak_rss_mb():5.1f} MB"
+            )
+            idle = asyncio.run(_idle_waiters(server.url, args.waiters, d, server))
+            print(
+                f"{args.waiters:,} idle long-poll waiters: {idle:.2f}% of one core, peak RSS "
+                f"{server.peak_rss_mb():5.1f} MB"
+            )
+            big_rss = server.peak_rss_mb()
+        finally:
+            server.stop()
+
+        lookups = {}
+        for label, db, numbers in (
+            ("1,000", small, "numbers-small.txt"),
+            (f"{args.subscribers:,}", big, "numbers.txt"),
+        ):
+            server = operator_sim(db, work)
+            try:
+                lookups[label] = wrk(
+                    server.url,
+                    "post_identification.lua",
+                    {**env, "OPSIM_NUMBERS": str(work / numbers)},
+                    connections=1,
+                    duration=max(3, d // 2),
+                    threads=1,
+                )
+            finally:
+                server.stop()
+            print(f"lookup at {label:>9} subscribers (1 connection)  {lookups[label].line()}")
+
+        ready = startup_seconds(big, work)
+        labels = list(lookups)
+        print("\nsummary (targets in brackets)")
+        print(
+            f"  POST throughput ratio operator-sim / bare: {post.rps / ceiling.rps:.2f}x  (>= 0.35)"
+        )
+        print(f"  POST p99: {post.p99_ms:.2f} ms (<= 20), errors: {post.errors} (0)")
+        print(f"  peak RSS with {args.subscribers:,} subscribers: {big_rss:.1f} MB  (<= 100)")
+        print(
+            f"  p50 lookup {labels[1]} / {labels[0]}: "
+            f"{lookups[labels[1]].p50_ms / lookups[labels[0]].p50_ms:.2f}x  (<= 1.2)"
+        )
+        print(f"  {args.waiters:,} idle waiters: {idle:.2f}% of one core  (< 5)")
+        print(f"  ready on an existing database: {ready:.3f} s  (<= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
