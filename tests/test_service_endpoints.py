@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
 from operator_sim.server import ENDPOINTS
+from operator_sim.server.keys import METRICS
+from operator_sim.server.metrics import Metrics
+from operator_sim.server.problems import context_middleware
 from tests.conftest import Sim
 
 
@@ -75,3 +83,23 @@ async def test_openapi_request_schema_is_the_validating_model(sim: Sim) -> None:
     assert op["security"] == [{"messengerKey": []}]
     admin = spec["paths"]["/admin/v1/clock"]["put"]
     assert admin["security"] == [{"adminToken": []}]
+
+
+async def test_a_cancelled_request_is_counted_as_499_not_500() -> None:
+    app = web.Application()
+    app[METRICS] = Metrics()
+    request = make_mocked_request("GET", "/healthz", app=app)
+
+    async def cancelled(_request: web.Request) -> web.StreamResponse:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await context_middleware(request, cancelled)
+    statuses = {
+        sample.labels["status"]
+        for metric in app[METRICS].registry.collect()
+        if metric.name == "operator_sim_http_requests"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+    assert statuses == {"499"}

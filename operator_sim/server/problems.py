@@ -7,6 +7,7 @@ request id, no traceback in the body).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -205,6 +206,11 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             return response
     except DropConnection:
         status = 0
+        raise
+    except asyncio.CancelledError:
+        # The client went away (or the server is stopping) before an answer: nginx's 499,
+        # rather than a 500 that never happened.
+        status = 499
         raise
     finally:
         elapsed = time.perf_counter() - started
