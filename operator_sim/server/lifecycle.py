@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiosqlite
 import structlog
 
 from operator_sim import errors
@@ -28,9 +29,27 @@ class Lifecycle:
         self._flow = flow
         self._outbox = outbox
 
+    async def _end_codes(
+        self, conn: aiosqlite.Connection, *, kind: str, msisdn: str, operator_id: str, now: int
+    ) -> list[Emitted]:
+        """End every code registered for the number at its operator, one event per code."""
+        return [
+            await self._outbox.emit_lifecycle(
+                conn,
+                kind=kind,
+                messenger_id=code.messenger_id,
+                operator_id=operator_id,
+                msisdn=msisdn,
+                code=code.code,
+                at_ms=now,
+            )
+            for code in await store.take_codes_of_number(
+                conn, msisdn=msisdn, operator_id=operator_id
+            )
+        ]
+
     async def terminate(self, msisdn: str) -> LifecycleResult:
         """End the contract; one ``subscriber.contract_terminated`` per registered code."""
-        emitted: list[Emitted] = []
         async with self._db.write() as conn:
             standing = await catalog.subscriber_standing(conn, msisdn)
             if standing is None:
@@ -44,20 +63,9 @@ class Lifecycle:
                     contract_end=ms_to_datetime(now).date().isoformat(),
                     now_ms=now,
                 )
-            for code in await store.take_codes_of_number(
-                conn, msisdn=msisdn, operator_id=standing.operator_id
-            ):
-                emitted.append(
-                    await self._outbox.emit_lifecycle(
-                        conn,
-                        kind="terminated",
-                        messenger_id=code.messenger_id,
-                        operator_id=standing.operator_id,
-                        msisdn=msisdn,
-                        code=code.code,
-                        at_ms=now,
-                    )
-                )
+            emitted = await self._end_codes(
+                conn, kind="terminated", msisdn=msisdn, operator_id=standing.operator_id, now=now
+            )
         self._outbox.published(emitted)
         log.info(
             "contract_terminated",
@@ -81,7 +89,6 @@ class Lifecycle:
                 f"to_operator_id: no operator {to_operator_id}",
                 errors=[{"loc": ["to_operator_id"], "msg": "unknown operator"}],
             ) from None
-        emitted: list[Emitted] = []
         async with self._db.write() as conn:
             standing = await catalog.subscriber_standing(conn, msisdn)
             if standing is None:
@@ -92,20 +99,9 @@ class Lifecycle:
             await store.set_subscriber_operator(
                 conn, msisdn, operator_id=to_operator_id, now_ms=now
             )
-            for code in await store.take_codes_of_number(
-                conn, msisdn=msisdn, operator_id=standing.operator_id
-            ):
-                emitted.append(
-                    await self._outbox.emit_lifecycle(
-                        conn,
-                        kind="ported",
-                        messenger_id=code.messenger_id,
-                        operator_id=standing.operator_id,
-                        msisdn=msisdn,
-                        code=code.code,
-                        at_ms=now,
-                    )
-                )
+            emitted = await self._end_codes(
+                conn, kind="ported", msisdn=msisdn, operator_id=standing.operator_id, now=now
+            )
         self._outbox.published(emitted)
         log.info(
             "number_ported",
