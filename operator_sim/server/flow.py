@@ -6,7 +6,6 @@ only after it commits, so nothing is announced that could still be rolled back.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import random
@@ -30,6 +29,7 @@ from operator_sim.server.waiters import Waiters
 from operator_sim.store import Database, catalog
 from operator_sim.store import requests as store
 from operator_sim.store import rules as rules_store
+from operator_sim.store.inline import run_inline
 from operator_sim.store.requests import StoredCode, StoredRequest
 from operator_sim.wire import DropAction, HttpErrorAction, MalformedAction, Routing, RuleSpec
 
@@ -201,10 +201,9 @@ class Flow:
         """Receive an identification request; raises for refusals injected by rules."""
         self.check_operator(operator_id)
         print_ = fingerprint(operator_id, msisdn)
-        refusal: _Refusal | None = None
-        created: Created
-        async with self._db.write() as conn:
-            now = self._clock.now_ms()
+        now = self._clock.now_ms()
+
+        async def unit(conn: aiosqlite.Connection) -> Created | _Refusal:
             journal = functools.partial(
                 self._journal,
                 conn,
@@ -242,48 +241,48 @@ class Flow:
                     rule_id=rule.id,
                     replayed=False,
                 )
-                refusal = _Refusal(rule)
-            else:
-                created = await self._insert_request(
+                return _Refusal(rule)
+            created = await self._insert_request(
+                conn,
+                now=now,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                msisdn=msisdn,
+                rule=rule,
+            )
+            await journal(
+                request_id=created.request.id,
+                http_status=201,
+                rule_id=rule.id if rule else None,
+                replayed=False,
+            )
+            if idempotency_key is not None:
+                await store.bind_idempotency_key(
                     conn,
-                    now=now,
                     messenger_id=messenger_id,
-                    operator_id=operator_id,
-                    msisdn=msisdn,
-                    rule=rule,
+                    key=idempotency_key,
+                    fingerprint=print_,
+                    request_id=created.request.id,
+                    now_ms=now,
                 )
-                writes = [
-                    journal(
-                        request_id=created.request.id,
-                        http_status=201,
-                        rule_id=rule.id if rule else None,
-                        replayed=False,
-                    )
-                ]
-                if idempotency_key is not None:
-                    writes.append(
-                        store.bind_idempotency_key(
-                            conn,
-                            messenger_id=messenger_id,
-                            key=idempotency_key,
-                            fingerprint=print_,
-                            request_id=created.request.id,
-                            now_ms=now,
-                        )
-                    )
-                await asyncio.gather(*writes)
-        if refusal is not None:
-            self._metrics.faults.labels(refusal.rule.id).inc()
-            action = refusal.rule.action
+            return created
+
+        # The whole unit runs on the database thread in one hop (store.inline).
+        async with self._db.write() as conn:
+            outcome = await run_inline(conn, unit)
+        if isinstance(outcome, _Refusal):
+            self._metrics.faults.labels(outcome.rule.id).inc()
+            action = outcome.rule.action
             if isinstance(action, HttpErrorAction):
                 raise errors.InjectedFault(
-                    status=action.status, retry_after=action.retry_after, rule_id=refusal.rule.id
+                    status=action.status, retry_after=action.retry_after, rule_id=outcome.rule.id
                 )
             if isinstance(action, MalformedAction):
                 raise errors.InjectedMalformed(
-                    status=action.status, body=action.body, rule_id=refusal.rule.id
+                    status=action.status, body=action.body, rule_id=outcome.rule.id
                 )
-            raise DropConnection(refusal.rule.id)
+            raise DropConnection(outcome.rule.id)
+        created = outcome
         self._after_create(created)
         return created
 
@@ -315,12 +314,9 @@ class Flow:
         if plan.immediate:
             result = plan.forced_result or await self._decide(conn, operator_id, msisdn)
             request = replace(request, status="answered", result=result, answered_at=now)
-            # Independent writes go to the connection's thread together: one round trip.
-            _, event = await asyncio.gather(
-                store.insert_request(conn, request),
-                self._outbox.emit_answered(
-                    conn, messenger_id=messenger_id, request=request.to_wire(), at_ms=now
-                ),
+            await store.insert_request(conn, request)
+            event = await self._outbox.emit_answered(
+                conn, messenger_id=messenger_id, request=request.to_wire(), at_ms=now
             )
             return Created(request, replayed=False, scheduled=False, emitted=(event,))
         await store.insert_request(conn, request)
@@ -385,7 +381,8 @@ class Flow:
         """Fire one batch of due answers and expiries, in order; returns how many fired."""
         changed: list[tuple[StoredRequest, str]] = []
         emitted: list[Emitted] = []
-        async with self._db.write() as conn:
+
+        async def unit(conn: aiosqlite.Connection) -> int:
             jobs = await store.due_jobs(conn, now_ms, _FIRE_BATCH)
             for job in jobs:
                 outcome = await self._fire(conn, job)
@@ -400,6 +397,10 @@ class Flow:
                         )
                     )
                 await store.delete_job(conn, job.id)
+            return len(jobs)
+
+        async with self._db.write() as conn:
+            fired = await run_inline(conn, unit)
         self._outbox.published(emitted)
         for req, kind in changed:
             if kind == "expired":
@@ -417,7 +418,7 @@ class Flow:
                     late=kind == "late",
                 )
             self._waiters.notify(req.id)
-        return len(jobs)
+        return fired
 
     async def _fire(
         self, conn: aiosqlite.Connection, job: store.Job
@@ -449,7 +450,9 @@ class Flow:
         self, *, messenger_id: str, operator_id: str, request_id: str, code: str
     ) -> tuple[StoredCode, bool]:
         """Register the messenger's code for a timely ``present``; (code, created)."""
-        async with self._db.write() as conn:
+        now = self._clock.now_ms()
+
+        async def unit(conn: aiosqlite.Connection) -> tuple[StoredCode, bool]:
             req = await store.get_request(conn, request_id)
             if req is None or req.messenger_id != messenger_id:
                 raise errors.Conflict(f"no identification request {request_id} of this messenger")
@@ -488,9 +491,15 @@ class Flow:
                 request_id=request_id,
                 operator_id=operator_id,
                 msisdn=req.msisdn,
-                registered_at=self._clock.now_ms(),
+                registered_at=now,
             )
             await store.insert_code(conn, stored)
+            return stored, True
+
+        async with self._db.write() as conn:
+            stored, created = await run_inline(conn, unit)
+        if not created:
+            return stored, False
         log.info(
             "code_registered",
             identification_id=request_id,

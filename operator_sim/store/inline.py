@@ -1,0 +1,111 @@
+"""Running a whole unit of work on the database thread, in one hop.
+
+The store's queries are coroutines written against aiosqlite. Each awaited statement is a
+round trip between the event loop and the connection's thread, and a unit of several
+statements pays several. :func:`run_inline` instead runs the unit's coroutine *on* the
+connection's thread against :class:`InlineConnection`, an aiosqlite-shaped face over the
+plain sqlite3 connection whose awaitables complete at once, so the coroutine finishes in
+one step: the same query code, one round trip.
+
+A unit run this way must only await the store (never the event loop: no sleeps, tasks or
+events); if it suspends, :func:`run_inline` refuses it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Coroutine, Iterable
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import aiosqlite
+
+T = TypeVar("T")
+
+
+class _Cursor:
+    """An aiosqlite-shaped cursor whose reads complete at once."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class _Statement:
+    """What ``execute`` returns: awaitable, or usable as ``async with ... as cursor``."""
+
+    def __init__(self, raw: sqlite3.Connection, sql: str, parameters: Any) -> None:
+        self._raw, self._sql, self._parameters = raw, sql, parameters
+        self._cursor: sqlite3.Cursor | None = None
+
+    async def _run(self) -> _Cursor:
+        self._cursor = self._raw.execute(self._sql, self._parameters)
+        return _Cursor(self._cursor)
+
+    def __await__(self) -> Any:
+        return self._run().__await__()
+
+    async def __aenter__(self) -> _Cursor:
+        return await self._run()
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+
+
+class InlineConnection:
+    """The part of aiosqlite's connection the store uses, over a plain sqlite3 connection."""
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    def execute(self, sql: str, parameters: Any = ()) -> _Statement:
+        return _Statement(self._raw, sql, parameters)
+
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> _Cursor:
+        return _Cursor(self._raw.executemany(sql, parameters))
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._raw.in_transaction
+
+
+def _drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Finish a coroutine that never suspends, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coro.close()
+    raise RuntimeError("a unit of work run inline awaited something other than the store")
+
+
+async def run_inline(
+    conn: aiosqlite.Connection,
+    unit: Callable[[aiosqlite.Connection], Coroutine[Any, Any, T]],
+) -> T:
+    """Run ``unit(conn)`` on the connection's own thread, as one step, and return its result."""
+
+    def on_thread(raw: sqlite3.Connection) -> T:
+        return _drive(unit(cast(aiosqlite.Connection, InlineConnection(raw))))
+
+    # aiosqlite has no public call for "run this function on the connection's thread";
+    # _execute is that call (present since its first releases). tests/test_store_inline.py
+    # fails loudly if a new aiosqlite drops it.
+    result = await conn._execute(on_thread, conn._conn)  # type: ignore[no-untyped-call]
+    return cast(T, result)
