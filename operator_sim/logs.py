@@ -21,18 +21,22 @@ __all__ = ["configure_logging", "mask_phone_numbers", "mask_text", "processors"]
 # A run of 10 to 15 digits, each optionally preceded by up to two separators, optionally
 # led by '+' or its URL encoding. Separators let formatted numbers be caught as well.
 _PHONE_RE = re.compile(r"(?<![\w])(\+|%2[Bb])?\d(?:[\s().\-]{0,2}\d){9,14}(?![\d])")
+# E.164 allows numbers as short as 7 digits: with a '+' in front, any length is masked.
+_SHORT_E164_RE = re.compile(r"(?<![\w])(\+|%2[Bb])\d{7,9}(?![\d])")
 _UNMASKED_KEYS = frozenset({"timestamp", "level"})
 
 
 def _mask_match(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0).removeprefix(match.group(1) or ""))
     lead = match.group(1) or ""
-    return f"{lead}{digits[:4]}{'*' * (len(digits) - 6)}{digits[-2:]}"
+    head = 4 if len(digits) >= 10 else 2  # short numbers show less
+    return f"{lead}{digits[:head]}{'*' * (len(digits) - head - 2)}{digits[-2:]}"
 
 
 def mask_text(text: str) -> str:
-    """Mask every phone-number-like run in ``text``, keeping 4 leading and 2 trailing digits."""
-    return _PHONE_RE.sub(_mask_match, text)
+    """Mask every phone-number-like run in ``text``, keeping 4 leading and 2 trailing digits
+    (2 and 2 for numbers shorter than 10 digits)."""
+    return _SHORT_E164_RE.sub(_mask_match, _PHONE_RE.sub(_mask_match, text))
 
 
 def _mask_value(value: Any) -> Any:

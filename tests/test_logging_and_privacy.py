@@ -35,6 +35,8 @@ def log_stream() -> Iterator[io.StringIO]:
         ("+7 916 123 45 67", "+7916*****67"),
         ("bare 79161234567", "bare 7916*****67"),
         ("+4915112345678", "+4915*******78"),
+        ("+1234567", "+12***67"),
+        ("short %2B49301234 in a path", "short %2B49****34 in a path"),
     ],
 )
 def test_mask_text(text: str, masked: str) -> None:

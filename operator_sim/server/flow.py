@@ -474,9 +474,8 @@ class Flow:
             ):
                 # Terminated or ported since the answer: the operator no longer serves them.
                 # (No record at all means a rule forced the answer; the code is accepted.)
-                raise errors.Conflict(
-                    "the subscriber's contract with this operator has ended since the answer"
-                )
+                # The detail stays neutral: the messenger learns nothing of why.
+                raise errors.Conflict("this request can no longer take a code; identify again")
             if existing is not None:
                 raise errors.Conflict(f"request {request_id} already has another code")
             taken = await store.find_code(conn, messenger_id, code)

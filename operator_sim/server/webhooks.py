@@ -219,6 +219,7 @@ class WebhookWorker:
                 store.AttemptRecord(
                     event_id=item.event_id,
                     attempt=item.attempt,
+                    base=item.base,
                     at=at,
                     status=status,
                     error=error if not delivered else None,

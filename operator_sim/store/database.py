@@ -50,23 +50,39 @@ class Database:
         await asyncio.sleep(0)
 
     async def _commit(self) -> None:
-        """Commit the open batch (lock held) and tell every unit in it."""
-        batch = self._batch
+        """Commit the open batch (lock held) and tell every unit in it.
+
+        The commit runs in a task of its own, shielded: cancelling the caller (a unit or a
+        reader) must neither roll back nor misreport everyone else's committed work.
+        """
+        if self._batch is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._commit_batch())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Hold the lock until the commit is through, then let the cancellation go on:
+            # otherwise the next unit could join a batch that is being committed.
+            while not task.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(task)
+            raise
+
+    async def _commit_batch(self) -> None:
+        batch, pipelined = self._batch, self._pipelined
         if batch is None:
             return
-        pipelined = self._pipelined
         try:
             await asyncio.gather(*pipelined)
             await self._conn.commit()
-        except BaseException as exc:
+        except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 await self._conn.rollback()
             self._abort(exc)
-            if not isinstance(exc, sqlite3.Error):
-                raise
             return
         self._batch, self._batch_size, self._pipelined = None, 0, []
-        batch.set_result(None)
+        if not batch.done():
+            batch.set_result(None)
 
     async def _begin(self) -> asyncio.Future[None]:
         if self._batch is None:
@@ -142,7 +158,9 @@ class Database:
             if isinstance(failure, sqlite3.Error):
                 raise StoreError(f"database error: {failure}") from failure
             raise failure
-        await batch
+        # Shielded: every unit of the batch awaits this one future, and cancelling one unit
+        # must not cancel it for the others.
+        await asyncio.shield(batch)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -155,8 +173,10 @@ class Database:
         """Close the connection (waits for the current unit of work)."""
         async with self._lock:
             await self._commit()
-            for task in self._flushers:
+            flushers = list(self._flushers)
+            for task in flushers:
                 task.cancel()
+            await asyncio.gather(*flushers, return_exceptions=True)
             await self._conn.close()
 
 

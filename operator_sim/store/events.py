@@ -141,6 +141,8 @@ class AttemptRecord:
 
     event_id: str
     attempt: int
+    base: int
+    """The schedule the attempt belonged to: a replay since then starts a new one."""
     at: int
     status: int | None
     error: str | None
@@ -160,7 +162,10 @@ async def record_attempts(conn: aiosqlite.Connection, records: Sequence[AttemptR
         "UPDATE events SET webhook_state = CASE WHEN ? THEN 'delivered' "
         "WHEN ? IS NULL THEN 'failed' ELSE 'pending' END, "
         "webhook_delivered_at = CASE WHEN ? THEN ? ELSE NULL END, "
-        "webhook_attempt = ?, webhook_next_at = ? WHERE id = ?",
+        "webhook_attempt = ?, webhook_next_at = ? "
+        # Only if the event is still where this attempt left it: a replay made while the
+        # attempt was in flight has started a new schedule, which must not be overwritten.
+        "WHERE id = ? AND webhook_state = 'pending' AND webhook_attempt = ? AND webhook_base = ?",
         [
             (
                 r.delivered,
@@ -170,6 +175,8 @@ async def record_attempts(conn: aiosqlite.Connection, records: Sequence[AttemptR
                 r.attempt + 1,
                 None if r.delivered else r.next_at,
                 r.event_id,
+                r.attempt,
+                r.base,
             )
             for r in records
         ],

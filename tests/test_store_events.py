@@ -1,0 +1,54 @@
+"""The outbox's webhook state: an attempt recorded late never overwrites a replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from operator_sim.store import events, open_database
+
+
+async def test_an_attempt_finishing_after_a_replay_leaves_the_new_schedule(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "events.db")
+    async with db.write() as conn:
+        await events.insert_event(
+            conn,
+            event_id="evt_1",
+            messenger_id="m",
+            operator_id="alfa",
+            type_="identification.answered",
+            occurred_at=1_000,
+            deliver_by=86_401_000,
+            body="{}",
+            webhook_url="http://127.0.0.1:9/hook",
+        )
+    async with db.read() as conn:
+        [due] = await events.due_webhooks(conn, 1_000, 10)
+    # The attempt is in flight; meanwhile an admin replays the event at t = 5,000.
+    async with db.write() as conn:
+        assert await events.replay_webhook(conn, "evt_1", 5_000) == "pending"
+    async with db.write() as conn:
+        await events.record_attempts(
+            conn,
+            [
+                events.AttemptRecord(
+                    event_id="evt_1",
+                    attempt=due.attempt,
+                    base=due.base,
+                    at=1_000,
+                    status=500,
+                    error="HTTP 500",
+                    delivered=False,
+                    next_at=None,
+                )
+            ],
+        )
+    async with db.read() as conn:
+        [again] = await events.due_webhooks(conn, 5_000, 10)
+        [delivery] = await events.list_deliveries(
+            conn, messenger_id=None, event_id="evt_1", limit=1
+        )
+    assert (again.attempt, again.base, again.due_at) == (0, 5_000, 5_000)
+    assert delivery.webhook is not None
+    assert delivery.webhook.state == "pending"
+    assert [a.status for a in delivery.webhook.attempts] == [500]  # the attempt is kept
+    await db.close()
