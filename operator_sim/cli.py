@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -31,57 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the operator server. Every option is also an OPERATOR_SIM_* "
         "environment variable; options given here win.",
     )
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="TCP port; 0 picks a free one (default 8080)")
-    serve.add_argument("--db", type=Path, help="SQLite database file (default ./operator-sim.db)")
-    serve.add_argument("--fixture", type=Path, help="fixture file (default: the built-in one)")
-    serve.add_argument("--clock", help="real, scaled:N or manual (default real)")
-    serve.add_argument("--admin-token", help="admin API token (default: OPERATOR_SIM_ADMIN_TOKEN)")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", choices=["auto", "json", "console"])
-    serve.add_argument(
-        "--synchronous",
-        choices=["off", "normal", "full"],
-        help="SQLite durability: normal survives a process crash, full also a power loss",
-    )
-    serve.add_argument("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
-    serve.add_argument(
-        "--max-wait", type=int, help="longest Prefer: wait honoured, 0..60 seconds (default 60)"
-    )
-    serve.add_argument("--webhook-timeout", type=float, help="seconds one webhook POST may take")
-    serve.add_argument(
-        "--webhook-concurrency", type=int, help="webhook POSTs in flight per messenger (default 4)"
-    )
-    serve.add_argument(
-        "--webhook-allowed-hosts", help="comma-separated hosts (* globs) webhooks may target"
-    )
-    serve.add_argument(
-        "--unix", type=Path, help="listen on this Unix socket instead of TCP (host, port unused)"
-    )
-    serve.add_argument(
-        "--journal-cap", type=int, help="keep at most this many journal entries (default 100000)"
-    )
-    serve.add_argument("--seed", type=int, help="seed of the fault rules' random draws")
-    serve.add_argument(
-        "--rate-limits", help="per-messenger rate limits, e.g. 'demo=50/s,*=1000/m' (default none)"
-    )
-    serve.add_argument(
-        "--max-long-polls", type=int, help="long polls one messenger may hold (default 100)"
-    )
-    serve.add_argument(
-        "--enumeration-quota",
-        type=int,
-        help="distinct numbers of one 100-number block per window (default 0: off)",
-    )
-    serve.add_argument(
-        "--enumeration-window", type=float, help="seconds the enumeration quota counts over"
-    )
-    serve.add_argument(
-        "--client-timeout", type=float, help="seconds to send headers, then body (default 60)"
-    )
-    serve.add_argument(
-        "--max-header-size", type=int, help="longest request line or header, bytes (default 8190)"
-    )
+    _serve_options(serve)
 
     # Defaults are spelled out here rather than imported: importing the seeding package
     # pulls in Faker, and `serve` must start without it.
@@ -140,33 +90,32 @@ def _share(text: str) -> float:
     return value
 
 
+def _serve_options(serve: argparse.ArgumentParser) -> None:
+    """One option per Settings field, so the command line and the environment never drift.
+
+    Values stay strings here; Settings validates them (and names the field on an error).
+    """
+    for name, field in Settings.model_fields.items():
+        default = "none" if field.default is None else field.default
+        if name == "admin_token":
+            default = "the fixture's demo token, loopback only"
+        env = f"OPERATOR_SIM_{name.upper()}"
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            choices=choices,
+            metavar=None if choices else name.upper(),
+            help=f"{(field.description or '').rstrip('.')} (default {default}; ${env})",
+        )
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    fields = (
-        "host",
-        "port",
-        "db",
-        "fixture",
-        "clock",
-        "admin_token",
-        "log_level",
-        "log_format",
-        "synchronous",
-        "shutdown_timeout",
-        "max_wait",
-        "webhook_timeout",
-        "webhook_concurrency",
-        "webhook_allowed_hosts",
-        "unix",
-        "journal_cap",
-        "seed",
-        "rate_limits",
-        "max_long_polls",
-        "enumeration_quota",
-        "enumeration_window",
-        "client_timeout",
-        "max_header_size",
-    )
-    given: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    given = {
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
+    }
     return Settings(**given)
 
 
@@ -272,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_serve(settings))
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
+        name = ".".join(str(p) for p in first["loc"])
+        where = f"--{name.replace('_', '-')} / OPERATOR_SIM_{name.upper()}"
         print(f"operator-sim: error: {where}: {first['msg']}", file=sys.stderr)
         return 2
     except StartupError as exc:

@@ -30,11 +30,6 @@ def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def datetime_to_ms(value: datetime) -> int:
-    """Integer epoch milliseconds of an aware datetime."""
-    return round(value.timestamp() * 1000)
-
-
 def parse_clock_spec(spec: str) -> tuple[ClockMode, float]:
     """Parse the command line's ``real``, ``scaled:N`` or ``manual``.
 
