@@ -29,7 +29,6 @@ from operator_sim.server.waiters import Waiters
 from operator_sim.store import Database, catalog
 from operator_sim.store import requests as store
 from operator_sim.store import rules as rules_store
-from operator_sim.store.inline import run_inline
 from operator_sim.store.requests import StoredCode, StoredRequest
 from operator_sim.wire import DropAction, HttpErrorAction, MalformedAction, Routing, RuleSpec
 
@@ -267,9 +266,8 @@ class Flow:
                 )
             return created
 
-        # The whole unit runs on the database thread in one hop (store.inline).
-        async with self._db.write() as conn:
-            outcome = await run_inline(conn, unit)
+        # The whole unit runs on the database thread, batched with its neighbours.
+        outcome = await self._db.run(unit)
         if isinstance(outcome, _Refusal):
             self._metrics.faults.labels(outcome.rule.id).inc()
             action = outcome.rule.action
@@ -369,8 +367,7 @@ class Flow:
         self, *, messenger_id: str, operator_id: str, request_id: str
     ) -> StoredRequest:
         """A messenger's own request; anyone else's is not found."""
-        async with self._db.read() as conn:
-            req = await store.get_request(conn, request_id)
+        req = await self._db.run(functools.partial(store.get_request, request_id=request_id))
         if req is None or req.messenger_id != messenger_id or req.operator_id != operator_id:
             raise errors.NotFound(kind="identification request", ident=request_id)
         return req
@@ -399,8 +396,7 @@ class Flow:
                 await store.delete_job(conn, job.id)
             return len(jobs)
 
-        async with self._db.write() as conn:
-            fired = await run_inline(conn, unit)
+        fired = await self._db.run(unit)
         self._outbox.published(emitted)
         for req, kind in changed:
             if kind == "expired":
@@ -495,8 +491,7 @@ class Flow:
             await store.insert_code(conn, stored)
             return stored, True
 
-        async with self._db.write() as conn:
-            stored, created = await run_inline(conn, unit)
+        stored, created = await self._db.run(unit)
         if not created:
             return stored, False
         log.info(

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
 
 from operator_sim.errors import SchemaError, StoreError
+from operator_sim.store.inline import Outcome, Unit, run_batch
 from operator_sim.store.schema import APPLICATION_ID, MIGRATIONS
+
+T = TypeVar("T")
 
 Synchronous = Literal["off", "normal", "full"]
 
@@ -29,6 +32,12 @@ class Database:
     last unit of the burst commits. Every unit waits for that commit before it returns,
     so nothing is acknowledged before it is durable. Reads first commit an open batch, so
     they only ever see committed data.
+
+    :meth:`run` is the fast path for the busiest units (identification requests, codes,
+    the scheduler): the unit is queued, and a drainer hands everything queued to the
+    database thread as one batch, run and committed there in one round trip (see
+    :func:`operator_sim.store.inline.run_batch`). While a batch runs, the next one
+    queues up.
     """
 
     _MAX_BATCH = 256
@@ -41,7 +50,71 @@ class Database:
         self._batch_size = 0
         self._pipelined: list[asyncio.Future[object]] = []
         self._flushers: set[asyncio.Task[None]] = set()
+        self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._drainer: asyncio.Task[None] | None = None
         self.path = path
+
+    async def run(self, unit: Callable[[aiosqlite.Connection], Coroutine[Any, Any, T]]) -> T:
+        """Run ``unit`` on the database thread in a batch; return once the batch committed.
+
+        The unit must only await the store (see :mod:`operator_sim.store.inline`). It runs
+        in its own savepoint: if it raises, its writes are undone and the exception reaches
+        the caller here. Whatever it read or wrote is returned only after the commit, so
+        nothing uncommitted is ever announced. A caller cancelled before its batch was sent
+        is dropped from it; one cancelled later still has its unit committed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((unit, future))
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                async with self._lock:
+                    await self._commit()  # a batch of write() units first, in order
+                    taken = self._queue[: self._MAX_BATCH]
+                    del self._queue[: self._MAX_BATCH]
+                    live = [(unit, future) for unit, future in taken if not future.done()]
+                    if live:
+                        await self._send_batch(live)
+        except BaseException as exc:
+            queued, self._queue = self._queue, []
+            for _, future in queued:
+                if not future.done():
+                    future.set_exception(StoreError(f"the database stopped: {exc!r}"))
+            raise
+        finally:
+            self._drainer = None
+
+    async def _send_batch(self, items: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
+        units = [unit for unit, _ in items]
+        # aiosqlite's private call for "run this on the connection's thread" (see inline.py).
+        sent = asyncio.ensure_future(
+            self._conn._execute(run_batch, self._conn._conn, units)  # type: ignore[no-untyped-call]
+        )
+        cancelled = False
+        while not sent.done():
+            try:
+                await asyncio.wait({sent})
+            except asyncio.CancelledError:
+                cancelled = True  # the batch runs anyway: hand out its outcomes first
+        outcomes: list[Outcome] | None = None
+        if sent.exception() is None:
+            outcomes = cast(list[Outcome], sent.result())
+        for index, (_, future) in enumerate(items):
+            if future.done():
+                continue
+            if outcomes is None:
+                future.set_exception(StoreError(f"database error: {sent.exception()!r}"))
+            elif outcomes[index][0]:
+                future.set_result(outcomes[index][1])
+            else:
+                future.set_exception(outcomes[index][1])
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _send(self, sql: str) -> None:
         # Queue a statement on the connection's thread without waiting for it: the task's
@@ -170,7 +243,9 @@ class Database:
             yield self._conn
 
     async def close(self) -> None:
-        """Close the connection (waits for the current unit of work)."""
+        """Close the connection (waits for the current unit of work and queued batches)."""
+        while self._drainer is not None:
+            await asyncio.wait({self._drainer})
         async with self._lock:
             await self._commit()
             flushers = list(self._flushers)

@@ -1,4 +1,4 @@
-"""Running a whole unit of work on the database thread, in one hop.
+"""Running whole units of work on the database thread, in one hop.
 
 The store's queries are coroutines written against aiosqlite. Each awaited statement is a
 round trip between the event loop and the connection's thread, and a unit of several
@@ -9,18 +9,27 @@ one step: the same query code, one round trip.
 
 A unit run this way must only await the store (never the event loop: no sleeps, tasks or
 events); if it suspends, :func:`run_inline` refuses it.
+
+:func:`run_batch` goes one step further: it runs a whole batch of units in one
+transaction on the thread, each in its own savepoint, and commits once
+(:meth:`operator_sim.store.Database.run` feeds it).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 
+from operator_sim.errors import StoreError
+
 T = TypeVar("T")
+Unit = Callable[[aiosqlite.Connection], Coroutine[Any, Any, Any]]
+Outcome = tuple[bool, Any]
+"""(True, value) for a unit that returned, (False, exception) for one that raised."""
 
 
 class _Cursor:
@@ -109,3 +118,43 @@ async def run_inline(
     # fails loudly if a new aiosqlite drops it.
     result = await conn._execute(on_thread, conn._conn)  # type: ignore[no-untyped-call]
     return cast(T, result)
+
+
+def run_batch(raw: sqlite3.Connection, units: Sequence[Unit]) -> list[Outcome]:
+    """Run ``units`` in one transaction, each in its own savepoint, and commit once.
+
+    Runs on the connection's thread. A unit that raises is rolled back alone and its
+    exception becomes its outcome. If the transaction itself fails (it cannot begin, a
+    savepoint cannot be undone, the commit fails), nothing of the batch is kept and every
+    unit's outcome is the error.
+    """
+    conn = cast(aiosqlite.Connection, InlineConnection(raw))
+    outcomes: list[Outcome] = []
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        for unit in units:
+            raw.execute("SAVEPOINT unit")
+            try:
+                value = _drive(unit(conn))
+            except Exception as exc:  # noqa: BLE001 (the unit's outcome, re-raised by its caller)
+                raw.execute("ROLLBACK TO unit")
+                raw.execute("RELEASE unit")
+                outcomes.append((False, exc))
+            else:
+                raw.execute("RELEASE unit")
+                outcomes.append((True, value))
+        raw.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if raw.in_transaction:
+            try:
+                raw.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        return [(False, _failed(exc)) for _ in units]
+    return outcomes
+
+
+def _failed(exc: sqlite3.Error) -> StoreError:
+    failed = StoreError(f"transaction failed: {exc}")
+    failed.__cause__ = exc
+    return failed
