@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 ClockMode = Literal["real", "scaled", "manual"]
 CLOCK_MODES: tuple[ClockMode, ...] = ("real", "scaled", "manual")
 MAX_SCALE = 1_000_000.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def wall_time() -> float:
@@ -26,8 +27,8 @@ def wall_time() -> float:
 
 
 def ms_to_datetime(ms: int) -> datetime:
-    """An aware UTC datetime for integer epoch milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """An aware UTC datetime for integer epoch milliseconds (exact: no float on the way)."""
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def parse_clock_spec(spec: str) -> tuple[ClockMode, float]:

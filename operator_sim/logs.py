@@ -16,7 +16,7 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "mask_phone_numbers", "mask_text", "processors"]
+__all__ = ["configure_logging", "is_enabled", "mask_phone_numbers", "mask_text", "processors"]
 
 # A run of 10 to 15 digits, each optionally preceded by up to two separators, optionally
 # led by '+' or its URL encoding. Separators let formatted numbers be caught as well.
@@ -110,6 +110,14 @@ def _route_stdlib(out: TextIO, renderer: Literal["json", "console"], level: int)
     logging.getLogger("aiosqlite").setLevel(max(level, logging.WARNING))
 
 
+_threshold = logging.NOTSET
+
+
+def is_enabled(level: int) -> bool:
+    """Whether events at ``level`` are written: lets a hot path skip building one."""
+    return level >= _threshold
+
+
 def configure_logging(
     level: str = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
@@ -120,7 +128,9 @@ def configure_logging(
     renderer: Literal["json", "console"] = (
         ("console" if out.isatty() else "json") if fmt == "auto" else fmt
     )
+    global _threshold
     level_no = logging.getLevelNamesMapping()[level.upper()]
+    _threshold = level_no
     _route_stdlib(out, renderer, level_no)
     structlog.configure(
         processors=processors(renderer),

@@ -6,6 +6,7 @@ aware UTC datetimes rendered as RFC 3339 with milliseconds and ``Z``.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -75,6 +76,7 @@ __all__ = [
     "SubscribersUpserted",
     "Timestamp",
     "WebhookDelivery",
+    "format_ms",
     "format_timestamp",
     "is_msisdn",
 ]
@@ -102,8 +104,20 @@ def _check_msisdn(value: str) -> str:
 
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with milliseconds and ``Z``."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"  # drops "+00:00"
+
+
+def format_ms(ms: int) -> str:
+    """:func:`format_timestamp` of integer epoch milliseconds (UTC), without a datetime."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{_second_prefix(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_prefix(seconds: int) -> str:
+    # Timestamps a busy server renders fall mostly in the same few seconds.
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:19]
 
 
 def _check_aware(value: datetime) -> datetime:

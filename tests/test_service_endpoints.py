@@ -10,9 +10,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from operator_sim.server import ENDPOINTS
-from operator_sim.server.keys import METRICS
+from operator_sim.server.keys import METRICS, SETTINGS
 from operator_sim.server.metrics import Metrics
-from operator_sim.server.problems import context_middleware
+from operator_sim.server.problems import http_middleware
+from operator_sim.settings import Settings
 from tests.conftest import Sim
 
 
@@ -88,13 +89,14 @@ async def test_openapi_request_schema_is_the_validating_model(sim: Sim) -> None:
 async def test_a_cancelled_request_is_counted_as_499_not_500() -> None:
     app = web.Application()
     app[METRICS] = Metrics()
+    app[SETTINGS] = Settings()
     request = make_mocked_request("GET", "/healthz", app=app)
 
     async def cancelled(_request: web.Request) -> web.StreamResponse:
         raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        await context_middleware(request, cancelled)
+        await http_middleware(request, cancelled)
     statuses = {
         sample.labels["status"]
         for metric in app[METRICS].registry.collect()

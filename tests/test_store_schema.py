@@ -103,3 +103,21 @@ async def test_a_write_that_fails_rolls_back(tmp_path: Path) -> None:
     async with store.read() as conn, conn.execute("SELECT count(*) FROM meta") as cur:
         assert (await cur.fetchone() or [None])[0] == 0
     await store.close()
+
+
+async def test_version_1_loses_the_msisdn_indexes_and_keeps_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    await (await open_database(db, migrations=MIGRATIONS[:1])).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO journal (messenger_id, operator_id, msisdn, http_status, replayed, "
+            "received_at) VALUES ('demo', 'alfa', '+79161234567', 201, 0, 0)"
+        )
+    await (await open_database(db)).close()
+    assert _pragma(db, "user_version") == SCHEMA_VERSION == 2
+    with sqlite3.connect(db) as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "journal_msisdn" not in indexes
+        assert "identification_requests_msisdn" not in indexes
+        assert "journal_messenger" in indexes
+        assert conn.execute("SELECT msisdn FROM journal").fetchall() == [("+79161234567",)]

@@ -44,12 +44,12 @@ from operator_sim.server.keys import (
     WEBHOOKS,
 )
 from operator_sim.server.lifecycle import Feed, Lifecycle
-from operator_sim.server.limits import Limits, header_limit_middleware
+from operator_sim.server.limits import Limits
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.openapi import build_openapi
 from operator_sim.server.outbox import Outbox
 from operator_sim.server.parsing import BULK_BODY_LIMIT
-from operator_sim.server.problems import context_middleware, problem_middleware
+from operator_sim.server.problems import http_middleware
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
 from operator_sim.server.waiters import Waiters
@@ -198,7 +198,7 @@ def create_app(
     loaded = fixture or load_fixture(settings.fixture)
     admin_token, admin_is_demo = _admin_token(settings, loaded)
     app = web.Application(
-        middlewares=[context_middleware, problem_middleware, header_limit_middleware],
+        middlewares=[http_middleware],
         client_max_size=BULK_BODY_LIMIT,
     )
     app[SETTINGS] = settings

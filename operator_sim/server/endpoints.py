@@ -49,11 +49,17 @@ def json_response(
     model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """Render a wire model."""
+    return raw_json_response(model.model_dump_json(), status, headers)
+
+
+def raw_json_response(
+    body: str, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A response of JSON already rendered from a wire model."""
     return web.Response(
         status=status,
-        body=model.model_dump_json(),
-        content_type="application/json",
-        headers=dict(headers or {}),
+        body=body.encode(),
+        headers={**(headers or {}), "Content-Type": "application/json"},
     )
 
 

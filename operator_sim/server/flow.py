@@ -314,7 +314,11 @@ class Flow:
             request = replace(request, status="answered", result=result, answered_at=now)
             await store.insert_request(conn, request)
             event = await self._outbox.emit_answered(
-                conn, messenger_id=messenger_id, request=request.to_wire(), at_ms=now
+                conn,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                request_json=request.to_json(),
+                at_ms=now,
             )
             return Created(request, replayed=False, scheduled=False, emitted=(event,))
         await store.insert_request(conn, request)
@@ -389,7 +393,8 @@ class Flow:
                         await self._outbox.emit_answered(
                             conn,
                             messenger_id=outcome[0].messenger_id,
-                            request=outcome[0].to_wire(),
+                            operator_id=outcome[0].operator_id,
+                            request_json=outcome[0].to_json(),
                             at_ms=job.due_at,
                         )
                     )

@@ -26,12 +26,11 @@ from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.domain.limits import RatePolicy, parse_rate_limits
-from operator_sim.server.keys import MESSENGER_ID, SETTINGS
+from operator_sim.server.keys import MESSENGER_ID
 from operator_sim.server.parsing import prefer_wait
-from operator_sim.server.problems import problem_response
 from operator_sim.settings import Settings
 
-__all__ = ["Limits", "ServerOptions", "header_limit_middleware", "server_options"]
+__all__ = ["Limits", "ServerOptions", "server_options"]
 
 log = structlog.get_logger("operator_sim.limits")
 
@@ -57,8 +56,8 @@ def server_options(settings: Settings) -> ServerOptions:
     ``keepalive_timeout`` (counted from the connection's start or the previous
     response), so a client trickling its headers is cut off after ``client_timeout``.
     aiohttp's own header limits are a backstop at twice ``max_header_size`` (it answers
-    a plain-text 400 beyond them); :func:`header_limit_middleware` answers problem+json
-    431/414 from ``max_header_size`` up.
+    a plain-text 400 beyond them); the HTTP middleware answers problem+json 431/414 from
+    ``max_header_size`` up (:func:`operator_sim.server.problems.oversize_head_response`).
     """
     backstop = 2 * settings.max_header_size
     return {
@@ -66,24 +65,6 @@ def server_options(settings: Settings) -> ServerOptions:
         "max_line_size": backstop,
         "max_field_size": backstop,
     }
-
-
-@web.middleware
-async def header_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse an oversize request target (414) or header field (431) as problem+json."""
-    limit = request.app[SETTINGS].max_header_size
-    status, code, detail = 0, "", ""
-    if len(request.raw_path) > limit:
-        status, code = 414, "uri_too_long"
-        detail = f"the request target is longer than {limit} bytes"
-    elif any(len(name) + len(value) + 2 > limit for name, value in request.raw_headers):
-        status, code = 431, "header_too_large"
-        detail = f"a header field is longer than {limit} bytes"
-    if not status:
-        return await handler(request)
-    response = problem_response(request, status, code, detail)
-    response.force_close()
-    return response
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from operator_sim.server.endpoints import Endpoint, Param, json_response
+from operator_sim.server.endpoints import Endpoint, Param, json_response, raw_json_response
 from operator_sim.server.keys import FLOW, LIMITS, MESSENGER_ID, WAITERS
 from operator_sim.server.parsing import (
     MAX_WAIT_SECONDS,
@@ -86,7 +86,7 @@ async def create_identification_request(request: web.Request) -> web.StreamRespo
     headers = _request_headers(req, wait)
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(req.to_wire(), 201, headers)
+    return raw_json_response(req.to_json(), 201, headers)
 
 
 async def get_identification_request(request: web.Request) -> web.StreamResponse:
@@ -101,7 +101,7 @@ async def get_identification_request(request: web.Request) -> web.StreamResponse
     req = await _settled(request, req, wait)
     headers = _request_headers(req, wait)
     del headers["Location"]
-    return json_response(req.to_wire(), 200, headers)
+    return raw_json_response(req.to_json(), 200, headers)
 
 
 async def register_code(request: web.Request) -> web.StreamResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _SIM_BUCKETS = (0, 1, 5, 30, 60, 120, 300, 600, 900, 1200, 1500, 1800, 3600, float("inf"))
@@ -12,6 +14,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         r = self.registry
         self.http_requests = Counter(
             "operator_sim_http_requests",
@@ -84,3 +87,16 @@ class Metrics:
             "Scheduled answers and expiries not yet fired (as of the last scheduler pass).",
             registry=r,
         )
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its duration (label children looked up once)."""
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(route),
+            )
+            self._http_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)

@@ -20,13 +20,26 @@ from operator_sim.server.waiters import Waiters
 from operator_sim.store import events as store
 from operator_sim.wire import (
     ContractTerminatedEvent,
-    IdentificationAnsweredEvent,
-    IdentificationRequest,
     NumberPortedEvent,
     SubscriberEventData,
+    format_ms,
 )
 
 _WINDOW_MS = int(NOTIFY_WINDOW.total_seconds() * 1000)
+_ANSWERED = "identification.answered"
+
+
+def answered_body(event_id: str, operator_id: str, at_ms: int, request_json: str) -> str:
+    """The JSON of an ``identification.answered`` event around an already rendered request.
+
+    The same bytes :class:`IdentificationAnsweredEvent` renders (a property test holds
+    them equal), without rendering the request a second time; the ids need no escaping.
+    """
+    return (
+        f'{{"id":"{event_id}","operator_id":"{operator_id}",'
+        f'"occurred_at":"{format_ms(at_ms)}","deliver_by":"{format_ms(at_ms + _WINDOW_MS)}",'
+        f'"type":"{_ANSWERED}","data":{request_json}}}'
+    )
 
 
 def feed_key(messenger_id: str, operator_id: str) -> str:
@@ -63,27 +76,24 @@ class Outbox:
         conn: aiosqlite.Connection,
         *,
         messenger_id: str,
-        request: IdentificationRequest,
+        operator_id: str,
+        request_json: str,
         at_ms: int,
     ) -> Emitted:
-        """``identification.answered`` for an answer or an expiry."""
+        """``identification.answered`` for an answer or an expiry.
+
+        ``request_json`` is the request resource as rendered for the messenger (the caller
+        renders it once, for the event and its own response alike).
+        """
         event_id = new_id("evt", at_ms)
-        event = IdentificationAnsweredEvent(
-            id=event_id,
-            type="identification.answered",
-            operator_id=request.operator_id,
-            occurred_at=ms_to_datetime(at_ms),
-            deliver_by=ms_to_datetime(at_ms + _WINDOW_MS),
-            data=request,
-        )
         return await self._write(
             conn,
             messenger_id,
-            event.operator_id,
-            event.type,
+            operator_id,
+            _ANSWERED,
             event_id,
             at_ms,
-            event.model_dump_json(),
+            answered_body(event_id, operator_id, at_ms, request_json),
         )
 
     async def emit_lifecycle(

@@ -68,6 +68,18 @@ async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
     # chunk by chunk, so a bomb is refused after limit bytes, never inflated whole.
     chunks: list[bytes] = []
     size = 0
+    stream = request.content
+    if stream.is_eof():
+        # The whole body has arrived already (the usual case): take it, no timer needed.
+        while size <= limit:
+            chunk = stream.read_nowait(limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise too_large
+        return b"".join(chunks)
     timeout = request.app[SETTINGS].client_timeout
     try:
         async with asyncio.timeout(timeout):

@@ -17,6 +17,7 @@ transaction on the thread, each in its own savepoint, and commits once
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
@@ -146,10 +147,8 @@ def run_batch(raw: sqlite3.Connection, units: Sequence[Unit]) -> list[Outcome]:
         raw.execute("COMMIT")
     except sqlite3.Error as exc:
         if raw.in_transaction:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 raw.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
         return [(False, _failed(exc)) for _ in units]
     return outcomes
 

@@ -9,7 +9,7 @@ from typing import Literal
 import aiosqlite
 
 from operator_sim.clock import ms_to_datetime
-from operator_sim.wire import IdentificationCode, IdentificationRequest, JournalEntry
+from operator_sim.wire import IdentificationCode, IdentificationRequest, JournalEntry, format_ms
 
 
 def _ts(ms: int | None) -> object:
@@ -44,6 +44,22 @@ class StoredRequest:
                 "due_at": ms_to_datetime(self.due_at),
                 "answered_at": _ts(self.answered_at),
             }
+        )
+
+    def to_json(self) -> str:
+        """:meth:`to_wire` rendered as JSON: the same bytes, several times faster.
+
+        Safe to assemble by hand because every string in it is validated on the way in
+        (ids, E.164 numbers, fixed status and result words) and needs no escaping; a
+        property test holds the bytes equal to the model's for every valid value.
+        """
+        result = "null" if self.result is None else f'"{self.result}"'
+        answered = "null" if self.answered_at is None else f'"{format_ms(self.answered_at)}"'
+        return (
+            f'{{"id":"{self.id}","operator_id":"{self.operator_id}","msisdn":"{self.msisdn}",'
+            f'"status":"{self.status}","result":{result},'
+            f'"received_at":"{format_ms(self.received_at)}","due_at":"{format_ms(self.due_at)}",'
+            f'"answered_at":{answered}}}'
         )
 
     @property
