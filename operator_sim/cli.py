@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -124,6 +125,19 @@ def _url(address: Any) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _settle_heap() -> None:
+    """Keep the garbage collector off the request path once the server is built.
+
+    Everything allocated while starting (modules, models, the app) lives as long as the
+    process: frozen, full collections no longer walk it, which took tens of milliseconds
+    each and set the p99 latency under load. (Not collected first: that would add 30 ms
+    to the start-up to free a few hundred objects.) Young collections run every 10,000
+    allocations rather than 700.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
@@ -146,6 +160,7 @@ async def _serve(settings: Settings) -> int:
         **server_options(settings),
     )
     await runner.setup()
+    _settle_heap()
     try:
         if settings.unix is not None:
             await web.UnixSite(runner, str(settings.unix)).start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from operator_sim.domain import choose_rule, is_present, plan_answer, resolve_ro
 from operator_sim.domain.rules import counter_scope, realise, rule_matches
 from operator_sim.fixture import LoadedFixture
 from operator_sim.ids import new_id
+from operator_sim.logs import is_enabled
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.outbox import Emitted, Outbox
 from operator_sim.server.problems import DropConnection
@@ -199,7 +201,7 @@ class Flow:
     ) -> Created:
         """Receive an identification request; raises for refusals injected by rules."""
         self.check_operator(operator_id)
-        print_ = fingerprint(operator_id, msisdn)
+        print_ = fingerprint(operator_id, msisdn) if idempotency_key is not None else ""
         now = self._clock.now_ms()
 
         async def unit(conn: aiosqlite.Connection) -> Created | _Refusal:
@@ -269,7 +271,8 @@ class Flow:
         # The whole unit runs on the database thread, batched with its neighbours.
         outcome = await self._db.run(unit)
         if isinstance(outcome, _Refusal):
-            self._metrics.faults.labels(outcome.rule.id).inc()
+            m = self._metrics
+            m.child(m.faults, outcome.rule.id).inc()
             action = outcome.rule.action
             if isinstance(action, HttpErrorAction):
                 raise errors.InjectedFault(
@@ -339,13 +342,16 @@ class Flow:
         if created.replayed:
             return
         self._outbox.published(created.emitted)
-        self._metrics.identification_requests.labels(req.operator_id).inc()
+        m = self._metrics
+        m.child(m.identification_requests, req.operator_id).inc()
         if req.rule_id is not None:
-            self._metrics.faults.labels(req.rule_id).inc()
+            m.child(m.faults, req.rule_id).inc()
         if req.status == "answered":
             self._count_answer(req)
         if created.scheduled:
             self._wake_scheduler()
+        if not is_enabled(logging.DEBUG):
+            return
         log.debug(
             "identification_received",
             identification_id=req.id,
@@ -360,12 +366,13 @@ class Flow:
         if req.answered_at is None or req.result is None:
             return
         timely = req.answered_at <= req.due_at
-        self._metrics.answers.labels(req.operator_id, req.result, str(timely).lower()).inc()
-        self._metrics.answer_latency.labels(req.operator_id).observe(
+        m = self._metrics
+        m.child(m.answers, req.operator_id, req.result, "true" if timely else "false").inc()
+        m.child(m.answer_latency, req.operator_id).observe(
             (req.answered_at - req.received_at) / 1000
         )
         if not timely:
-            self._metrics.deadline_misses.labels(req.operator_id, "late").inc()
+            m.child(m.deadline_misses, req.operator_id, "late").inc()
 
     async def get_request(
         self, *, messenger_id: str, operator_id: str, request_id: str

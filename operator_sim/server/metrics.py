@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 _SIM_BUCKETS = (0, 1, 5, 30, 60, 120, 300, 600, 900, 1200, 1500, 1800, 3600, float("inf"))
 
@@ -14,7 +16,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[object, tuple[str, ...]], object] = {}
         r = self.registry
         self.http_requests = Counter(
             "operator_sim_http_requests",
@@ -88,15 +90,15 @@ class Metrics:
             registry=r,
         )
 
+    def child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, looked up once (the hot paths count every request)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return cast(M, found)
+
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one HTTP request and its duration (label children looked up once)."""
-        key = (method, route, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = (
-                self.http_requests.labels(method, route, str(status)),
-                self.http_duration.labels(route),
-            )
-            self._http_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        """Count one HTTP request and its duration."""
+        self.child(self.http_requests, method, route, str(status)).inc()
+        self.child(self.http_duration, route).observe(seconds)

@@ -157,7 +157,7 @@ class Outbox:
         """Announce committed events: wake feed long-polls and the webhook worker."""
         webhook = False
         for e in emitted:
-            self._metrics.events.labels(e.type).inc()
+            self._metrics.child(self._metrics.events, e.type).inc()
             self._waiters.notify(feed_key(e.messenger_id, e.operator_id))
             webhook = webhook or e.webhook
         if webhook:

@@ -60,10 +60,13 @@ BULK_BODY_LIMIT = 4 * 1024 * 1024
 """The largest body of bulk admin calls (subscriber upserts); also aiohttp's own cap."""
 
 
+def _too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
+
+
 async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
-    too_large = errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     # Read at most limit + 1 bytes, as they arrive: a gzip body is inflated by aiohttp
     # chunk by chunk, so a bomb is refused after limit bytes, never inflated whole.
     chunks: list[bytes] = []
@@ -78,7 +81,7 @@ async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         return b"".join(chunks)
     timeout = request.app[SETTINGS].client_timeout
     try:
@@ -94,9 +97,9 @@ async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
             f"the body did not arrive within {timeout:g} s; send it at once"
         ) from None
     except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
     if size > limit:
-        raise too_large
+        raise _too_large(limit)
     return b"".join(chunks)
 
 
@@ -135,8 +138,10 @@ async def read_empty(request: web.Request) -> None:
 
 def prefer_wait(request: web.Request) -> int:
     """Seconds asked for with ``Prefer: wait=N`` (RFC 7240), capped by ``max_wait``; 0 if absent."""
-    header = ",".join(request.headers.getall("Prefer", []))
-    match = _PREFER_WAIT_RE.search(header)
+    values = request.headers.getall("Prefer", None)
+    if not values:
+        return 0
+    match = _PREFER_WAIT_RE.search(",".join(values))
     if not match:
         return 0
     return min(int(match.group(1)), MAX_WAIT_SECONDS, request.app[SETTINGS].max_wait)
