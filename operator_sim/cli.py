@@ -208,7 +208,11 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
-    """asyncio.run, on uvloop's faster event loop when it is installed (it is optional)."""
+    """asyncio.run, on uvloop's faster event loop when it is installed.
+
+    uvloop is a dependency wherever it builds (not on Windows or PyPy); without it the
+    server runs on asyncio's own loop, only slower.
+    """
     try:
         import uvloop
     except ImportError:

@@ -2,14 +2,16 @@
 
 It parses the JSON body and answers 201 with a small JSON object, the least any aiohttp
 server does per request; like operator-sim it prints `listening on http://HOST:PORT`.
+It runs on asyncio's own event loop, or with `--uvloop` on uvloop's.
 
-    python scripts/bench_bare.py
+    python scripts/bench_bare.py [--uvloop]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 
 from aiohttp import web
@@ -40,4 +42,9 @@ async def serve() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve())
+    if "--uvloop" in sys.argv[1:]:
+        import uvloop
+
+        uvloop.run(serve())
+    else:
+        asyncio.run(serve())
