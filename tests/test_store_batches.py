@@ -1,0 +1,140 @@
+"""Database.run: units queued together run in one batch on the database thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from operator_sim.store import Database, catalog, open_database
+from operator_sim.store.inline import Unit
+
+
+async def _meta(db: Database, key: str) -> str | None:
+    async with db.read() as conn:
+        return await catalog.get_meta(conn, key)
+
+
+async def test_queued_units_run_and_return_in_one_batch(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+    seen: list[int] = []
+
+    def unit(i: int) -> Unit:
+        async def run(conn: aiosqlite.Connection) -> str:
+            seen.append(i)
+            await catalog.set_meta(conn, f"k{i}", str(i))
+            return f"done {i}"
+
+        return run
+
+    results = await asyncio.gather(*(db.run(unit(i)) for i in range(20)))
+    assert results == [f"done {i}" for i in range(20)]
+    assert seen == list(range(20))  # in order, each once
+    assert [await _meta(db, f"k{i}") for i in range(20)] == [str(i) for i in range(20)]
+    await db.close()
+
+
+async def test_a_unit_refusing_before_it_writes_fails_alone_and_runs_once(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+    runs: Counter[str] = Counter()
+
+    async def good(conn: aiosqlite.Connection) -> None:
+        runs["good"] += 1
+        await catalog.set_meta(conn, "good", "yes")
+
+    async def refuses(conn: aiosqlite.Connection) -> None:
+        runs["refuses"] += 1
+        if await catalog.get_meta(conn, "anything") is None:
+            raise LookupError("refused")
+
+    outcomes = await asyncio.gather(db.run(good), db.run(refuses), return_exceptions=True)
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], LookupError)
+    assert runs == {"good": 1, "refuses": 1}
+    assert await _meta(db, "good") == "yes"
+    await db.close()
+
+
+async def test_a_unit_failing_after_it_wrote_is_undone_alone(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+    runs: Counter[str] = Counter()
+
+    async def before(conn: aiosqlite.Connection) -> None:
+        runs["before"] += 1
+        await catalog.set_meta(conn, "before", "kept")
+
+    async def half(conn: aiosqlite.Connection) -> None:
+        runs["half"] += 1
+        await catalog.set_meta(conn, "half", "written")
+        raise LookupError("failed after writing")
+
+    async def after(conn: aiosqlite.Connection) -> None:
+        runs["after"] += 1
+        await catalog.set_meta(conn, "after", "kept")
+
+    outcomes = await asyncio.gather(
+        db.run(before), db.run(half), db.run(after), return_exceptions=True
+    )
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], LookupError)
+    assert await _meta(db, "before") == "kept"
+    assert await _meta(db, "after") == "kept"
+    assert await _meta(db, "half") is None
+    # The batch ran again with a savepoint per unit; the unit after the failure ran once.
+    assert runs == {"before": 2, "half": 2, "after": 1}
+    await db.close()
+
+
+async def test_a_unit_that_awaits_the_event_loop_is_refused_and_undone(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+
+    async def sleeps(conn: aiosqlite.Connection) -> None:
+        await catalog.set_meta(conn, "x", "y")
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="awaited something other than the store"):
+        await db.run(sleeps)
+    assert await _meta(db, "x") is None
+    await db.close()
+
+
+async def test_a_caller_cancelled_while_queued_is_left_out(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+
+    def write(key: str) -> Unit:
+        async def run(conn: aiosqlite.Connection) -> None:
+            await catalog.set_meta(conn, key, "1")
+
+        return run
+
+    async with db.write() as conn:  # holds the connection: the units below queue up
+        await catalog.set_meta(conn, "holder", "1")
+        kept = asyncio.ensure_future(db.run(write("kept")))
+        dropped = asyncio.ensure_future(db.run(write("dropped")))
+        await asyncio.sleep(0)
+        dropped.cancel()
+    await kept
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    assert await _meta(db, "kept") == "1"
+    assert await _meta(db, "dropped") is None
+    await db.close()
+
+
+async def test_close_waits_for_queued_units(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+
+    async def write(conn: aiosqlite.Connection) -> None:
+        await catalog.set_meta(conn, "late", "written")
+
+    pending = asyncio.ensure_future(db.run(write))
+    await asyncio.sleep(0)
+    await db.close()
+    await pending
+    again = await open_database(tmp_path / "b.db")
+    assert await _meta(again, "late") == "written"
+    await again.close()
