@@ -11,12 +11,20 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging", "is_enabled", "mask_phone_numbers", "mask_text", "processors"]
+__all__ = [
+    "CURRENT_REQUEST_ID",
+    "configure_logging",
+    "is_enabled",
+    "mask_phone_numbers",
+    "mask_text",
+    "processors",
+]
 
 # A run of 10 to 15 digits, each optionally preceded by up to two separators, optionally
 # led by '+' or its URL encoding. Separators let formatted numbers be caught as well.
@@ -61,6 +69,22 @@ def mask_phone_numbers(
     return event_dict
 
 
+CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("operator_sim_request_id", default=None)
+"""The id of the HTTP request being handled: every log line written meanwhile carries it.
+
+Set by the HTTP middleware; a plain context variable rather than structlog's bound
+context variables, which cost every request a dictionary of tokens."""
+
+
+def _add_request_id(
+    _logger: WrappedLogger, _method: str, event_dict: EventDict
+) -> MutableMapping[str, Any]:
+    request_id = CURRENT_REQUEST_ID.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
+
 def processors(renderer: Literal["json", "console"]) -> list[Processor]:
     """The processor chain, masking last before rendering."""
     final: Processor = (
@@ -70,6 +94,7 @@ def processors(renderer: Literal["json", "console"]) -> list[Processor]:
     )
     return [
         structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

@@ -167,6 +167,7 @@ async def test_a_sequential_sweep_trips_the_enumeration_quota_and_is_logged_with
     refused = await sim.identify("+79165551239")
     body = await _problem(refused, 429, "enumeration_suspected")
     assert "7916555" not in json.dumps(body)
+    refused_id = refused.headers["X-Request-Id"]
     assert int(refused.headers["Retry-After"]) >= 1
     # Asking again about a number already asked about is not a sweep; other blocks pass.
     assert (await sim.identify("+79165551230")).status == 201
@@ -178,6 +179,9 @@ async def test_a_sequential_sweep_trips_the_enumeration_quota_and_is_logged_with
     assert len(tripped) == 6
     assert tripped[0]["messenger_id"] == "demo"
     assert tripped[0]["quota"] == 5
+    # A line written while handling a request carries that request's id.
+    assert tripped[-1]["request_id"] == refused_id
+    assert len({x["request_id"] for x in tripped}) == len(tripped)
     logs = log_stream.getvalue()
     assert "5551" not in logs  # not the numbers, not even masked: no digits of the block
 

@@ -300,21 +300,22 @@ class Flow:
         plan = plan_answer(
             received_at_ms=now, rule=rule, default_delay=self._fixture.fixture.default_answer_delay
         )
+        result = None
+        if plan.immediate:
+            result = plan.forced_result or await self._decide(conn, operator_id, msisdn)
         request = StoredRequest(
             id=new_id("ir", now),
             messenger_id=messenger_id,
             operator_id=operator_id,
             msisdn=msisdn,
-            status="pending",
-            result=None,
+            status="pending" if result is None else "answered",
+            result=result,
             received_at=now,
             due_at=plan.due_at_ms,
-            answered_at=None,
+            answered_at=None if result is None else now,
             rule_id=rule.id if rule else None,
         )
         if plan.immediate:
-            result = plan.forced_result or await self._decide(conn, operator_id, msisdn)
-            request = replace(request, status="answered", result=result, answered_at=now)
             await store.insert_request(conn, request)
             event = await self._outbox.emit_answered(
                 conn,

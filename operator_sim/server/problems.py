@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from operator_sim import errors
-from operator_sim.logs import is_enabled
+from operator_sim.logs import CURRENT_REQUEST_ID, is_enabled
 from operator_sim.server.keys import MESSENGER_ID, METRICS, REQUEST_ID, SETTINGS
 from operator_sim.wire import Problem
 
@@ -215,7 +215,7 @@ async def http_middleware(request: web.Request, handler: Handler) -> web.StreamR
     status = 500
     # Each request runs in a task of its own (its own context), so the binding ends with it;
     # it is reset anyway, for callers that run the middleware directly.
-    tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+    token = CURRENT_REQUEST_ID.set(request_id)
     try:
         try:
             response = oversize_head_response(request) or await handler(request)
@@ -242,7 +242,7 @@ async def http_middleware(request: web.Request, handler: Handler) -> web.StreamR
         route = _route_of(request)
         request.app[METRICS].http_request(request.method, route, status, elapsed)
         _access_log(request, request_id, route, status, elapsed)
-        structlog.contextvars.reset_contextvars(**tokens)
+        CURRENT_REQUEST_ID.reset(token)
 
 
 def _access_log(
