@@ -18,7 +18,7 @@ one only competes with the server for the cores.
 
 Needs `wrk` (Debian: `apt-get install wrk`). Every server binds 127.0.0.1.
 
-    python scripts/bench.py [--duration 10] [--rounds 3] [--connections 50]
+    python scripts/bench.py [--duration 10] [--rounds 5] [--connections 50]
                             [--subscribers 1000000] [--threads 1] [--warmup 2]
 """
 
@@ -304,7 +304,7 @@ def main() -> None:
     """Run every workload and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved POST rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved POST rounds")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per run")
