@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     )
     journal_cap: Annotated[int, Field(ge=1)] = Field(
         default=100_000,
-        description="The request journal keeps at most this many entries; older ones are dropped.",
+        description="The request journal keeps about this many entries (at most 1% more); "
+        "older ones are dropped.",
     )
     seed: int | None = Field(
         default=None,

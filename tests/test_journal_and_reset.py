@@ -10,6 +10,9 @@ from urllib.parse import quote
 
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
+from operator_sim.store import Database, open_database
+from operator_sim.store import requests as store
+from operator_sim.store.requests import trim_step
 from operator_sim.wire import format_timestamp
 from tests.conftest import AiohttpClient, Sim
 
@@ -197,3 +200,41 @@ async def test_messenger_reset_restarts_that_messengers_random_draws(sim: Sim) -
     first = await pattern()
     assert (await sim.admin("POST", "/messengers/demo/reset")).status == 204
     assert await pattern() == first
+
+
+async def test_a_large_journal_is_trimmed_back_to_its_cap_every_hundredth_of_it(
+    tmp_path: Path,
+) -> None:
+    db = await open_database(tmp_path / "trim.db")
+    try:
+        await _fill_journal(db, tmp_path / "trim.db")
+    finally:
+        await db.close()
+
+
+async def _fill_journal(db: Database, path: Path) -> None:
+    cap = 300  # trimmed every 3 inserts
+    assert trim_step(cap) == 3
+    sizes, dropped = [], []
+    for i in range(1, 310):
+        async with db.write() as conn:
+            dropped.append(
+                await store.add_journal(
+                    conn,
+                    messenger_id="demo",
+                    operator_id="alfa",
+                    msisdn="+79011110000",
+                    request_id=None,
+                    http_status=201,
+                    rule_id=None,
+                    replayed=False,
+                    received_at=i,
+                    cap=cap,
+                )
+            )
+        sizes.append(rows(path, "SELECT count(*) FROM journal"))
+    assert max(sizes) <= cap + trim_step(cap) - 1
+    assert sizes[299:] == [300, 301, 302, 300, 301, 302, 300, 301, 302, 300]
+    assert sum(dropped) == 309 - 300
+    oldest = rows(path, "SELECT min(received_at) FROM journal")
+    assert oldest == 309 - 300 + 1  # exactly the oldest were dropped
