@@ -18,6 +18,10 @@ async def _meta(db: Database, key: str) -> str | None:
         return await catalog.get_meta(conn, key)
 
 
+def test_aiosqlite_still_has_the_call_it_relies_on() -> None:
+    assert callable(getattr(aiosqlite.Connection, "_execute", None))
+
+
 async def test_queued_units_run_and_return_in_one_batch(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "b.db")
     seen: list[int] = []

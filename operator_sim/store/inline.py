@@ -1,18 +1,19 @@
-"""Running whole units of work on the database thread, in one hop.
+"""Running whole batches of units of work on the database thread, in one hop.
 
 The store's queries are coroutines written against aiosqlite. Each awaited statement is a
 round trip between the event loop and the connection's thread, and a unit of several
-statements pays several. :func:`run_inline` instead runs the unit's coroutine *on* the
+statements pays several. :func:`run_batch` instead runs the units' coroutines *on* the
 connection's thread against :class:`InlineConnection`, an aiosqlite-shaped face over the
-plain sqlite3 connection whose awaitables complete at once, so the coroutine finishes in
-one step: the same query code, one round trip.
+plain sqlite3 connection whose awaitables complete at once, so each coroutine finishes in
+one step: the same query code, one round trip for a whole batch, one transaction and one
+commit (:meth:`operator_sim.store.Database.run` feeds it).
 
 A unit run this way must only await the store (never the event loop: no sleeps, tasks or
-events); if it suspends, :func:`run_inline` refuses it.
+events); if it suspends, it is refused.
 
-:func:`run_batch` goes one step further: it runs a whole batch of units in one
-transaction on the thread, each in its own savepoint, and commits once
-(:meth:`operator_sim.store.Database.run` feeds it).
+aiosqlite has no public call for "run this function on the connection's thread": its
+private ``_execute`` is that call (present since its first releases), and
+``tests/test_store_batches.py`` fails loudly if a new aiosqlite drops it.
 """
 
 from __future__ import annotations
@@ -103,22 +104,6 @@ def _drive(coro: Coroutine[Any, Any, T]) -> T:
         return cast(T, done.value)
     coro.close()
     raise RuntimeError("a unit of work run inline awaited something other than the store")
-
-
-async def run_inline(
-    conn: aiosqlite.Connection,
-    unit: Callable[[aiosqlite.Connection], Coroutine[Any, Any, T]],
-) -> T:
-    """Run ``unit(conn)`` on the connection's own thread, as one step, and return its result."""
-
-    def on_thread(raw: sqlite3.Connection) -> T:
-        return _drive(unit(cast(aiosqlite.Connection, InlineConnection(raw))))
-
-    # aiosqlite has no public call for "run this function on the connection's thread";
-    # _execute is that call (present since its first releases). tests/test_store_inline.py
-    # fails loudly if a new aiosqlite drops it.
-    result = await conn._execute(on_thread, conn._conn)  # type: ignore[no-untyped-call]
-    return cast(T, result)
 
 
 def run_batch(raw: sqlite3.Connection, units: Sequence[Unit]) -> list[Outcome]:
