@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
+from operator_sim.server.keys import CLOCK, DATABASE, FLOW
 from operator_sim.store import Database, catalog, open_database
 from operator_sim.store.inline import Unit
+from tests.conftest import Sim
 
 
 async def _meta(db: Database, key: str) -> str | None:
@@ -142,3 +145,32 @@ async def test_close_waits_for_queued_units(tmp_path: Path) -> None:
     again = await open_database(tmp_path / "b.db")
     assert await _meta(again, "late") == "written"
     await again.close()
+
+
+async def test_scheduled_answers_fired_in_a_batch_that_runs_twice_are_announced_once(
+    sim: Sim,
+) -> None:
+    created = await sim.identify_ok("+79000000009")  # answered present after 5 minutes
+    app = sim.client.app
+    assert app is not None
+    flow, db = app[FLOW], app[DATABASE]
+    later = app[CLOCK].now_ms() + 6 * 60 * 1000
+
+    async def fails_after_writing(conn: aiosqlite.Connection) -> None:
+        await catalog.set_meta(conn, "half", "written")
+        raise LookupError("failed after writing")
+
+    # Queued together: one batch, which runs again with a savepoint per unit.
+    fired: int | BaseException
+    failed: None | BaseException
+    fired, failed = await asyncio.gather(
+        flow.fire_due(later), db.run(fails_after_writing), return_exceptions=True
+    )
+    assert fired == 1
+    assert isinstance(failed, LookupError)
+    with sqlite3.connect(sim.db_path) as conn:
+        bodies = [r[0] for r in conn.execute("SELECT body FROM events")]
+    assert len(bodies) == 1
+    assert created["id"] in bodies[0]
+    metrics = await (await sim.client.get("/metrics")).text()
+    assert 'operator_sim_events_total{type="identification.answered"} 1.0' in metrics

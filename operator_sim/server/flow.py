@@ -37,6 +37,8 @@ from operator_sim.wire import DropAction, HttpErrorAction, MalformedAction, Rout
 log = structlog.get_logger("operator_sim.flow")
 
 Result = Literal["present", "absent"]
+_Fired = tuple[int, list[tuple[StoredRequest, str]], list[Emitted]]
+"""How many jobs fired, the requests they changed and the events they wrote."""
 _FIRE_BATCH = 200
 
 
@@ -388,10 +390,12 @@ class Flow:
 
     async def fire_due(self, now_ms: int) -> int:
         """Fire one batch of due answers and expiries, in order; returns how many fired."""
-        changed: list[tuple[StoredRequest, str]] = []
-        emitted: list[Emitted] = []
 
-        async def unit(conn: aiosqlite.Connection) -> int:
+        async def unit(conn: aiosqlite.Connection) -> _Fired:
+            # Everything the unit produces is returned, nothing kept outside it: a batch
+            # may run its units twice (store.inline.run_batch).
+            changed: list[tuple[StoredRequest, str]] = []
+            emitted: list[Emitted] = []
             jobs = await store.due_jobs(conn, now_ms, _FIRE_BATCH)
             for job in jobs:
                 outcome = await self._fire(conn, job)
@@ -407,9 +411,9 @@ class Flow:
                         )
                     )
                 await store.delete_job(conn, job.id)
-            return len(jobs)
+            return len(jobs), changed, emitted
 
-        fired = await self._db.run(unit)
+        fired, changed, emitted = await self._db.run(unit)
         self._outbox.published(emitted)
         for req, kind in changed:
             if kind == "expired":
