@@ -162,7 +162,7 @@ async def test_scheduled_answers_fired_in_a_batch_that_runs_twice_are_announced_
 
     # Queued together: one batch, which runs again with a savepoint per unit.
     fired: int | BaseException
-    failed: None | BaseException
+    failed: BaseException | None
     fired, failed = await asyncio.gather(
         flow.fire_due(later), db.run(fails_after_writing), return_exceptions=True
     )
