@@ -10,6 +10,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from operator_sim.errors import StoreError
 from operator_sim.server.keys import CLOCK, DATABASE, FLOW
 from operator_sim.store import Database, catalog, open_database
 from operator_sim.store.inline import Unit
@@ -174,3 +175,36 @@ async def test_scheduled_answers_fired_in_a_batch_that_runs_twice_are_announced_
     assert created["id"] in bodies[0]
     metrics = await (await sim.client.get("/metrics")).text()
     assert 'operator_sim_events_total{type="identification.answered"} 1.0' in metrics
+
+
+async def test_a_unit_after_close_is_refused_at_once(tmp_path: Path) -> None:
+    db = await open_database(tmp_path / "b.db")
+    await db.close()
+
+    async def unit(conn: aiosqlite.Connection) -> None:
+        await catalog.set_meta(conn, "x", "y")
+
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(db.run(unit), 5)
+
+
+async def test_a_database_error_in_a_unit_reaches_its_caller_as_a_store_error(
+    tmp_path: Path,
+) -> None:
+    db = await open_database(tmp_path / "b.db")
+
+    async def bad_sql(conn: aiosqlite.Connection) -> None:
+        await conn.execute("SELECT * FROM no_such_table")
+
+    async def fine(conn: aiosqlite.Connection) -> str:
+        await catalog.set_meta(conn, "fine", "yes")
+        return "ok"
+
+    try:
+        outcomes = await asyncio.gather(db.run(bad_sql), db.run(fine), return_exceptions=True)
+        assert isinstance(outcomes[0], StoreError)
+        assert isinstance(outcomes[0].__cause__, sqlite3.Error)
+        assert outcomes[1] == "ok"
+        assert await _meta(db, "fine") == "yes"
+    finally:
+        await db.close()

@@ -169,8 +169,10 @@ class Flow:
         http_status: int,
         rule_id: str | None,
         replayed: bool,
-    ) -> None:
-        dropped = await store.add_journal(
+    ) -> int:
+        """Journal one POST; returns how many old entries were dropped (counted by the
+        caller after the commit: the unit may run twice)."""
+        return await store.add_journal(
             conn,
             messenger_id=messenger_id,
             operator_id=operator_id,
@@ -182,9 +184,6 @@ class Flow:
             received_at=received_at,
             cap=self._journal_cap,
         )
-        if dropped:
-            # Counted inside the transaction: only a database failure could make it overcount.
-            self._metrics.journal_dropped.inc(dropped)
 
     # --- requests ----------------------------------------------------------------
 
@@ -206,7 +205,7 @@ class Flow:
         print_ = fingerprint(operator_id, msisdn) if idempotency_key is not None else ""
         now = self._clock.now_ms()
 
-        async def unit(conn: aiosqlite.Connection) -> Created | _Refusal:
+        async def unit(conn: aiosqlite.Connection) -> tuple[Created | _Refusal, int]:
             journal = functools.partial(
                 self._journal,
                 conn,
@@ -223,13 +222,13 @@ class Flow:
                     existing = await store.get_request(conn, bound[1])
                     if existing is None:  # cannot happen: keys and requests are cleared together
                         raise errors.StoreError("idempotency key bound to a missing request")
-                    await journal(
+                    dropped = await journal(
                         request_id=existing.id,
                         http_status=201,
                         rule_id=None,
                         replayed=True,
                     )
-                    return Created(existing, replayed=True, scheduled=False)
+                    return Created(existing, replayed=True, scheduled=False), dropped
             rule = await self._pick_rule(
                 conn, messenger_id=messenger_id, operator_id=operator_id, msisdn=msisdn
             )
@@ -238,13 +237,13 @@ class Flow:
             ):
                 refused = rule.action
                 status = 0 if isinstance(refused, DropAction) else refused.status
-                await journal(
+                dropped = await journal(
                     request_id=None,
                     http_status=status,
                     rule_id=rule.id,
                     replayed=False,
                 )
-                return _Refusal(rule)
+                return _Refusal(rule), dropped
             created = await self._insert_request(
                 conn,
                 now=now,
@@ -253,7 +252,7 @@ class Flow:
                 msisdn=msisdn,
                 rule=rule,
             )
-            await journal(
+            dropped = await journal(
                 request_id=created.request.id,
                 http_status=201,
                 rule_id=rule.id if rule else None,
@@ -268,10 +267,12 @@ class Flow:
                     request_id=created.request.id,
                     now_ms=now,
                 )
-            return created
+            return created, dropped
 
         # The whole unit runs on the database thread, batched with its neighbours.
-        outcome = await self._db.run(unit)
+        outcome, dropped = await self._db.run(unit)
+        if dropped:
+            self._metrics.journal_dropped.inc(dropped)
         if isinstance(outcome, _Refusal):
             m = self._metrics
             m.child(m.faults, outcome.rule.id).inc()

@@ -52,17 +52,23 @@ class Database:
         self._flushers: set[asyncio.Task[None]] = set()
         self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._closed = False
         self.path = path
 
     async def run(self, unit: Callable[[aiosqlite.Connection], Coroutine[Any, Any, T]]) -> T:
         """Run ``unit`` on the database thread in a batch; return once the batch committed.
 
-        The unit must only await the store (see :mod:`operator_sim.store.inline`). It runs
-        in its own savepoint: if it raises, its writes are undone and the exception reaches
-        the caller here. Whatever it read or wrote is returned only after the commit, so
-        nothing uncommitted is ever announced. A caller cancelled before its batch was sent
-        is dropped from it; one cancelled later still has its unit committed.
+        The unit must only await the store (see :mod:`operator_sim.store.inline`). If it
+        raises, its writes are undone and the exception reaches the caller here (a database
+        error as ``StoreError``). It may run twice (see
+        :func:`operator_sim.store.inline.run_batch`), so it keeps nothing outside itself:
+        everything it produces is its return value. Whatever it read or wrote is returned
+        only after the commit, so nothing uncommitted is ever announced. A caller cancelled
+        before its batch was sent is dropped from it; one cancelled later still has its unit
+        committed.
         """
+        if self._closed:
+            raise StoreError("the database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append((unit, future))
@@ -90,29 +96,36 @@ class Database:
             self._drainer = None
 
     async def _send_batch(self, items: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
-        units = [unit for unit, _ in items]
-        # aiosqlite's private call for "run this on the connection's thread" (see inline.py).
-        sent = asyncio.ensure_future(
-            self._conn._execute(run_batch, self._conn._conn, units)  # type: ignore[no-untyped-call]
-        )
-        cancelled = False
-        while not sent.done():
-            try:
-                await asyncio.wait({sent})
-            except asyncio.CancelledError:
-                cancelled = True  # the batch runs anyway: hand out its outcomes first
+        """Run one batch on the database thread and resolve every caller's future."""
         outcomes: list[Outcome] | None = None
-        if sent.exception() is None:
-            outcomes = cast(list[Outcome], sent.result())
+        failure: BaseException | None = None
+        cancelled = False
+        try:
+            # aiosqlite's private call for "run this on the connection's thread" (inline.py).
+            call = self._conn._execute(  # type: ignore[no-untyped-call]
+                run_batch, self._conn._conn, [unit for unit, _ in items]
+            )
+            sent: asyncio.Future[Any] = asyncio.ensure_future(call)
+            while not sent.done():
+                try:
+                    await asyncio.wait({sent})
+                except asyncio.CancelledError:
+                    cancelled = True  # the batch runs anyway: hand out its outcomes first
+            if sent.cancelled():
+                failure = asyncio.CancelledError()
+            elif (failure := sent.exception()) is None:
+                outcomes = cast(list[Outcome], sent.result())
+        except Exception as exc:  # noqa: BLE001 (handed to every caller below)
+            failure = exc  # the connection is closed, for one
         for index, (_, future) in enumerate(items):
             if future.done():
                 continue
             if outcomes is None:
-                future.set_exception(StoreError(f"database error: {sent.exception()!r}"))
+                future.set_exception(StoreError(f"database error: {failure!r}"))
             elif outcomes[index][0]:
                 future.set_result(outcomes[index][1])
             else:
-                future.set_exception(outcomes[index][1])
+                future.set_exception(_as_store_error(outcomes[index][1]))
         if cancelled:
             raise asyncio.CancelledError
 
@@ -244,6 +257,7 @@ class Database:
 
     async def close(self) -> None:
         """Close the connection (waits for the current unit of work and queued batches)."""
+        self._closed = True
         while self._drainer is not None:
             await asyncio.wait({self._drainer})
         async with self._lock:
@@ -253,6 +267,15 @@ class Database:
                 task.cancel()
             await asyncio.gather(*flushers, return_exceptions=True)
             await self._conn.close()
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    """A unit's database error as ``StoreError``; any other exception as it is."""
+    if isinstance(exc, sqlite3.Error):
+        wrapped = StoreError(f"database error: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
 
 
 async def _migrate(conn: aiosqlite.Connection, path: str, migrations: Sequence[str]) -> None:

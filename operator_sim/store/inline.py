@@ -115,7 +115,9 @@ def run_batch(raw: sqlite3.Connection, units: Sequence[Unit]) -> list[Outcome]:
     the flow makes) needs no undoing: its exception is its outcome. Should a unit raise
     after writing (a database error mid-unit), the batch is rolled back and run again
     with each unit in its own savepoint, where that unit is undone alone; its Python runs
-    twice then (a rule's random draw is drawn again), a price paid only on that failure.
+    twice then, and so does that of the units before it in the batch (their random draws
+    for fault rules are drawn again), a price paid only on that failure. Units therefore
+    keep nothing outside themselves: what they produce is their return value.
 
     If the transaction itself fails (it cannot begin, a savepoint cannot be undone, the
     commit fails), nothing of the batch is kept and every unit's outcome is the error.
@@ -145,7 +147,9 @@ def _run_units(raw: sqlite3.Connection, units: Sequence[Unit], *, isolated: bool
                 value = _drive(unit(conn))
             except Exception as exc:
                 if not raw.in_transaction:  # SQLite gave up the whole transaction
-                    raise exc if isinstance(exc, sqlite3.Error) else _gone(exc) from exc
+                    if isinstance(exc, sqlite3.Error):
+                        raise
+                    raise _gone(exc) from exc
                 if isolated:
                     raw.execute("ROLLBACK TO unit")
                     raw.execute("RELEASE unit")
@@ -153,6 +157,8 @@ def _run_units(raw: sqlite3.Connection, units: Sequence[Unit], *, isolated: bool
                     raise _NeedsIsolation from exc
                 outcomes.append((False, exc))
             else:
+                if not raw.in_transaction:  # ended under a unit that caught the error
+                    raise _gone(RuntimeError("a unit carried on after its transaction ended"))
                 if isolated:
                     raw.execute("RELEASE unit")
                 outcomes.append((True, value))
