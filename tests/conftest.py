@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,34 @@ DEMO_KEY = "demo-messenger-key-not-secret"
 ADMIN_TOKEN = "demo-admin-token-not-secret"
 IR_PATH = "/operators/{operator}/v1/identification-requests"
 CODES_PATH = "/operators/{operator}/v1/identification-codes"
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember how the session ended, for :func:`pytest_unconfigure`."""
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit rather than wait for ever on a database a test left open.
+
+    aiosqlite's connection threads are not daemons: a test that fails before closing its
+    database would keep the interpreter (and CI) waiting at exit until the job's time
+    limit. Whatever the tests said is kept; a leak alone fails the run.
+    """
+    leaked = [t.name for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+    if not leaked:
+        return
+    status = _EXIT_STATUS[-1] if _EXIT_STATUS else 1
+    sys.stderr.write(
+        f"\n{len(leaked)} database connection(s) left open by the tests: not waiting for "
+        "them to close\n"
+    )
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(status or 1)
+
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
