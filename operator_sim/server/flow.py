@@ -418,7 +418,8 @@ class Flow:
         self._outbox.published(emitted)
         for req, kind in changed:
             if kind == "expired":
-                self._metrics.deadline_misses.labels(req.operator_id, "expired").inc()
+                m = self._metrics
+                m.child(m.deadline_misses, req.operator_id, "expired").inc()
                 log.info(
                     "identification_expired", identification_id=req.id, operator_id=req.operator_id
                 )

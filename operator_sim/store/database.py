@@ -241,9 +241,7 @@ class Database:
                 task.add_done_callback(self._flushers.discard)
             self._lock.release()
         if failure is not None:
-            if isinstance(failure, sqlite3.Error):
-                raise StoreError(f"database error: {failure}") from failure
-            raise failure
+            raise _as_store_error(failure)
         # Shielded: every unit of the batch awaits this one future, and cancelling one unit
         # must not cancel it for the others.
         await asyncio.shield(batch)
