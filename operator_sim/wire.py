@@ -26,8 +26,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "IDENTIFICATION_DEADLINE",
     "ID_PATTERN",
+    "MAX_WAIT_SECONDS",
     "MSISDN_PATTERN",
+    "NOTIFY_WINDOW",
     "ClockAdvance",
     "ClockAdvanced",
     "ClockSet",
@@ -80,6 +83,13 @@ __all__ = [
     "format_timestamp",
     "is_msisdn",
 ]
+
+IDENTIFICATION_DEADLINE = timedelta(minutes=20)
+"""The decree: the operator answers within 20 minutes of receiving a request."""
+NOTIFY_WINDOW = timedelta(hours=24)
+"""The decree: the operator notifies the messenger within 24 hours of a contract's end or a port."""
+MAX_WAIT_SECONDS = 60
+"""The longest ``Prefer: wait=N`` the server honours, in real seconds."""
 
 MSISDN_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 # A host name or IPv4 address (IPv6 literals are not accepted), an optional port, a path.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import timedelta
 
-NOTIFY_WINDOW = timedelta(hours=24)
-"""The operator must notify the messenger within 24 hours."""
+from operator_sim.wire import NOTIFY_WINDOW
 
 _S = 1000
 _WINDOW_MS = int(NOTIFY_WINDOW.total_seconds() * _S)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Literal
 
 from operator_sim.wire import (
+    IDENTIFICATION_DEADLINE,
     AnswerAction,
     DropAction,
     HttpErrorAction,
@@ -16,8 +17,7 @@ from operator_sim.wire import (
     RuleSpec,
 )
 
-DEADLINE = timedelta(minutes=20)
-"""The operator must answer within 20 minutes of receipt."""
+DEADLINE = IDENTIFICATION_DEADLINE
 
 _DEADLINE_MS = int(DEADLINE.total_seconds() * 1000)
 

@@ -6,14 +6,18 @@ Nothing here does I/O: the client calls these on every body it receives, and the
 
 from __future__ import annotations
 
-from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from operator_sim.messenger.errors import InvalidResponse
-from operator_sim.wire import IdentificationCode, IdentificationRequest, Routing
+from operator_sim.wire import (
+    IDENTIFICATION_DEADLINE,
+    IdentificationCode,
+    IdentificationRequest,
+    Routing,
+)
 
 __all__ = [
     "DEADLINE",
@@ -25,7 +29,7 @@ __all__ = [
     "verdict",
 ]
 
-DEADLINE = timedelta(minutes=20)
+DEADLINE = IDENTIFICATION_DEADLINE
 """The decree's answer deadline: no operator may grant itself more."""
 
 M = TypeVar("M", bound=BaseModel)

@@ -32,6 +32,7 @@ from operator_sim.messenger.errors import (
     api_error,
 )
 from operator_sim.wire import (
+    MAX_WAIT_SECONDS,
     EventPage,
     IdentificationCode,
     IdentificationRequest,
@@ -41,7 +42,7 @@ from operator_sim.wire import (
 
 __all__ = ["MAX_WAIT", "OperatorClient", "RetryPolicy"]
 
-MAX_WAIT = 60
+MAX_WAIT = MAX_WAIT_SECONDS
 """The longest ``Prefer: wait`` the API honours, in seconds."""
 
 

@@ -33,6 +33,7 @@ from operator_sim.messenger.errors import (
 from operator_sim.messenger.phone import normalise_phone
 from operator_sim.messenger.store import CodeRecord, HistoryEntry, MessengerStore, UserRecord
 from operator_sim.wire import (
+    IDENTIFICATION_DEADLINE,
     ContractTerminatedEvent,
     Event,
     IdentificationRequest,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Messenger", "Outcome", "Step"]
 
-DEFAULT_ANSWER_TIMEOUT = 20 * 60.0
+DEFAULT_ANSWER_TIMEOUT = IDENTIFICATION_DEADLINE.total_seconds()
 _CODE_BYTES = 32
 _current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "operator_sim_messenger_user", default=None

@@ -9,7 +9,6 @@ from operator_sim.domain.delivery import CURSOR_PATTERN, decode_cursor
 from operator_sim.server.endpoints import Endpoint, Param, json_response
 from operator_sim.server.keys import CLOCK, DATABASE, FEED, FLOW, LIFECYCLE, MESSENGER_ID, WEBHOOKS
 from operator_sim.server.parsing import (
-    MAX_WAIT_SECONDS,
     path_msisdn,
     prefer_wait,
     query_id,
@@ -19,7 +18,14 @@ from operator_sim.server.parsing import (
     read_model,
 )
 from operator_sim.store import events as store
-from operator_sim.wire import Delivery, DeliveryList, EventPage, LifecycleResult, PortRequest
+from operator_sim.wire import (
+    MAX_WAIT_SECONDS,
+    Delivery,
+    DeliveryList,
+    EventPage,
+    LifecycleResult,
+    PortRequest,
+)
 
 _ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 

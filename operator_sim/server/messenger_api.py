@@ -7,7 +7,6 @@ from aiohttp import web
 from operator_sim.server.endpoints import Endpoint, Param, json_response, raw_json_response
 from operator_sim.server.keys import FLOW, LIMITS, MESSENGER_ID, WAITERS
 from operator_sim.server.parsing import (
-    MAX_WAIT_SECONDS,
     idempotency_key,
     path_msisdn,
     prefer_wait,
@@ -16,6 +15,7 @@ from operator_sim.server.parsing import (
 from operator_sim.server.waiters import wait_for
 from operator_sim.store.requests import StoredRequest
 from operator_sim.wire import (
+    MAX_WAIT_SECONDS,
     IdentificationCode,
     IdentificationCodeCreate,
     IdentificationRequest,

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import aiosqlite
 
 from operator_sim.clock import ms_to_datetime
-from operator_sim.domain.delivery import NOTIFY_WINDOW
 from operator_sim.ids import new_id
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.waiters import Waiters
 from operator_sim.store import events as store
 from operator_sim.wire import (
+    NOTIFY_WINDOW,
     ContractTerminatedEvent,
     NumberPortedEvent,
     SubscriberEventData,

@@ -12,11 +12,10 @@ from pydantic import BaseModel, ValidationError
 
 from operator_sim import errors
 from operator_sim.server.keys import SETTINGS
-from operator_sim.wire import ID_PATTERN, is_msisdn
+from operator_sim.wire import ID_PATTERN, MAX_WAIT_SECONDS, is_msisdn
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_WAIT_SECONDS = 60
 _PREFER_WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,9})\"?\s*(?:$|[,;])", re.IGNORECASE)
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 
