@@ -107,7 +107,10 @@ def _serve_options(serve: argparse.ArgumentParser) -> None:
             dest=name,
             choices=choices,
             metavar=None if choices else name.upper(),
-            help=f"{(field.description or '').rstrip('.')} (default {default}; ${env})",
+            # argparse formats help with %: a literal one (as in "1%") must be doubled.
+            help=f"{(field.description or '').rstrip('.')} (default {default}; ${env})".replace(
+                "%", "%%"
+            ),
         )
 
 
@@ -142,7 +145,7 @@ async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from operator_sim.logs import configure_logging
-    from operator_sim.server import create_app
+    from operator_sim.server import ProblemRunner, create_app
     from operator_sim.server.limits import server_options
 
     configure_logging(settings.log_level, settings.log_format)
@@ -152,7 +155,7 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
-    runner = web.AppRunner(
+    runner = ProblemRunner(
         app,
         access_log=None,
         handle_signals=False,

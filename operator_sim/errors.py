@@ -10,10 +10,11 @@
     │   ├── UnsupportedMediaType        body without Content-Type: application/json
     │   ├── PayloadTooLarge             body over the size limit
     │   ├── RequestTimeout              body not received within the client timeout
-    │   └── IdempotencyKeyReused        same Idempotency-Key, different body
+    │   ├── UnreadableBody              body framing broken: it cannot be read to its end
+    │   │   └── InvalidContentEncoding  body not in the Content-Encoding it claims
+    │   └── IdempotencyKeyReused        same Idempotency-Key, different request
     ├── Unauthorized                    missing or wrong credentials
     ├── NotFound                        unknown id, or another tenant's id
-    ├── MethodNotAllowed
     ├── Conflict                        the request contradicts stored state
     ├── Throttled                       over a configured limit: 429 with Retry-After
     ├── InjectedFault                   a fault rule answers with an HTTP error
@@ -22,6 +23,7 @@
     │   ├── FixtureError                a fixture file is broken
     │   └── SchemaError                 the database is not one we can open
     └── StoreError                      the database failed underneath us
+        └── StorageUnavailable          it cannot be written now (disk full, I/O error)
 """
 
 from __future__ import annotations
@@ -78,13 +80,19 @@ class RequestTimeout(InputError):
     """The client did not send its whole body within the client timeout."""
 
 
-class IdempotencyKeyReused(InputError):
-    """An Idempotency-Key already bound to a request with a different body."""
+class UnreadableBody(InputError):
+    """The body cannot be read to its end (broken framing); the connection is closed."""
 
-    def __init__(self, *, key: str) -> None:
-        super().__init__(
-            "this Idempotency-Key was used with a different request body; use a new key"
-        )
+
+class InvalidContentEncoding(UnreadableBody):
+    """The body is not in the ``Content-Encoding`` it claims (not gzip, not deflate...)."""
+
+
+class IdempotencyKeyReused(InputError):
+    """An Idempotency-Key already bound to a different request; ``differs`` says how."""
+
+    def __init__(self, *, key: str, differs: str = "a different request body") -> None:
+        super().__init__(f"this Idempotency-Key was used with {differs}; use a new key")
         self.key = key
 
 
@@ -99,10 +107,6 @@ class NotFound(OperatorSimError):
         super().__init__(f"no such {kind}" if ident is None else f"no such {kind}: {ident}")
         self.kind = kind
         self.ident = ident
-
-
-class MethodNotAllowed(OperatorSimError):
-    """The route exists but not with this method."""
 
 
 class Conflict(OperatorSimError):
@@ -166,3 +170,7 @@ class SchemaError(StartupError):
 
 class StoreError(OperatorSimError):
     """The database failed."""
+
+
+class StorageUnavailable(StoreError):
+    """The database cannot be written now: the disk is full or failing. Nothing was kept."""

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operator_sim.clock import ClockMode, parse_clock_spec
 from operator_sim.domain.limits import parse_rate_limits
+from operator_sim.domain.webhook_targets import parse_networks
 
 
 class Settings(BaseSettings):
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     webhook_allowed_hosts: str = Field(
         default="",
         description="Comma-separated hosts (* globs) webhooks may target; empty allows any.",
+    )
+    webhook_allow_net: str = Field(
+        default="",
+        description="Comma-separated CIDRs webhooks may target although they are refused "
+        "otherwise (link-local addresses, e.g. 169.254.0.0/16).",
     )
     max_wait: Annotated[int, Field(ge=0, le=60)] = Field(
         default=60, description="Longest Prefer: wait honoured, in seconds (0 turns it off)."
@@ -98,6 +104,12 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_clock(cls, value: str) -> str:
         parse_clock_spec(value)
+        return value
+
+    @field_validator("webhook_allow_net")
+    @classmethod
+    def _valid_allow_net(cls, value: str) -> str:
+        parse_networks(value)
         return value
 
     @field_validator("rate_limits")

@@ -7,9 +7,11 @@ aware UTC datetimes rendered as RFC 3339 with milliseconds and ``Z``.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -59,6 +61,7 @@ __all__ = [
     "MessengerCreate",
     "MessengerCreated",
     "MessengerList",
+    "MessengerPatch",
     "Msisdn",
     "NumberPortedEvent",
     "NumberRange",
@@ -79,6 +82,7 @@ __all__ = [
     "SubscribersUpserted",
     "Timestamp",
     "WebhookDelivery",
+    "WebhookUrl",
     "format_ms",
     "format_timestamp",
     "is_msisdn",
@@ -92,9 +96,11 @@ MAX_WAIT_SECONDS = 60
 """The longest ``Prefer: wait=N`` the server honours, in real seconds."""
 
 MSISDN_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-# A host name or IPv4 address (IPv6 literals are not accepted), an optional port, a path.
-# The rest is printable ASCII (percent-encode anything else), so every regex engine agrees.
-WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+# A host name, an IPv4 address or a bracketed IPv6 literal, an optional port, a path. The
+# rest is printable ASCII (percent-encode anything else), so every regex engine agrees.
+WEBHOOK_URL_PATTERN = (
+    r"^https?://(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+)
 _MSISDN_RE = re.compile(MSISDN_PATTERN)
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Codes travel in the DELETE path, so they are printable ASCII without spaces.
@@ -128,6 +134,33 @@ def format_ms(ms: int) -> str:
 def _second_prefix(seconds: int) -> str:
     # Timestamps a busy server renders fall mostly in the same few seconds.
     return datetime.fromtimestamp(seconds, tz=UTC).isoformat()[:19]
+
+
+def _check_webhook_url(value: str) -> str:
+    """What the HTTP client needs of a URL: a host it can encode, a port in 1..65535."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65_535:
+        raise PydanticCustomError("webhook_url", "the port must be from 1 to 65535")
+    host = parts.hostname or ""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise PydanticCustomError("webhook_url", "not a valid IPv6 address") from None
+        return value
+    try:
+        # The codec getaddrinfo applies to a host name: empty or overlong labels fail here,
+        # not in every delivery attempt.
+        host.encode("idna")
+    except UnicodeError:
+        raise PydanticCustomError(
+            "webhook_url", "the host is not a valid domain name (empty or overlong label)"
+        ) from None
+    return value
 
 
 def _check_aware(value: datetime) -> datetime:
@@ -165,8 +198,17 @@ Seconds = Annotated[int, Field(ge=0, le=86_400), Strict(False), _WHOLE]
 PositiveCount = Annotated[int, Field(ge=1), Strict(False), _WHOLE]
 
 
-def _non_negative(value: timedelta) -> timedelta:
-    if value < timedelta(0):
+def _non_negative(value: object) -> object:
+    # Checked as given, before the value becomes a timedelta: a tiny negative number
+    # rounds to 0 there, and "-PT1S" or "P-1D" must not slip through as their rounding.
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "duration_type", "a duration is a number of seconds or an ISO 8601 duration"
+        )
+    negative = (isinstance(value, int | float) and value < 0) or (
+        isinstance(value, str) and "-" in value
+    )
+    if negative or (isinstance(value, timedelta) and value < timedelta(0)):
         raise PydanticCustomError("negative_duration", "durations cannot be negative")
     return value
 
@@ -190,7 +232,7 @@ def format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     Strict(False),
-    AfterValidator(_non_negative),
+    BeforeValidator(_non_negative),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
     WithJsonSchema(
         {
@@ -202,6 +244,12 @@ Duration = Annotated[
     ),
 ]
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(max_length=2000, pattern=WEBHOOK_URL_PATTERN),
+    AfterValidator(_check_webhook_url),
+]
+"""An http(s) URL the server can post webhooks to (its policy is checked separately)."""
 
 
 class _In(BaseModel):
@@ -318,9 +366,26 @@ class MessengerCreate(_In):
 
     id: EntityId
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    webhook_url: (
-        Annotated[str, StringConstraints(max_length=2000, pattern=WEBHOOK_URL_PATTERN)] | None
-    ) = None
+    webhook_url: WebhookUrl | None = None
+
+
+class MessengerPatch(_In):
+    """Body of ``PATCH /admin/v1/messengers/{id}``: only the fields given change."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None, description="A new display name (null is refused)."
+    )
+    webhook_url: WebhookUrl | None = Field(
+        default=None,
+        description="A new webhook URL: pending deliveries go there. null removes it: "
+        "pending webhook deliveries fail, and the feed still has every event.",
+    )
+
+    @model_validator(mode="after")
+    def _name_not_null(self) -> MessengerPatch:
+        if "name" in self.model_fields_set and self.name is None:
+            raise PydanticCustomError("name_null", "name cannot be null; omit it to keep it")
+        return self
 
 
 class Messenger(_Out):
@@ -453,6 +518,10 @@ class ClockAdvanced(_Out):
     mode: ClockModeName
     scale: float
     fired: int
+    webhooks_in_flight: int = Field(
+        description="Webhook attempts that fell due and were started, but had not finished "
+        "when the advance returned (it waits about one webhook timeout); they go on."
+    )
 
 
 # --- events --------------------------------------------------------------------------

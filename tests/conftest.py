@@ -6,12 +6,13 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
 
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
@@ -50,6 +51,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+AiohttpServer = Callable[..., Awaitable[TestServer]]
 
 
 class Sim:
@@ -148,3 +150,29 @@ async def sim(aiohttp_client: AiohttpClient, db_path: Path) -> Sim:
     """A fresh server on a loopback port, default fixture, manual clock."""
     app = create_app(Settings(db=db_path, clock="manual"))
     return Sim(await aiohttp_client(app), db_path)
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint on loopback that answers from a script of statuses."""
+
+    statuses: list[int] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((dict(request.headers), await request.read()))
+        status = self.statuses.pop(0) if self.statuses else 204
+        return web.Response(status=status, headers=self.headers if status >= 300 else None)
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    app.router.add_post("/elsewhere", rec.handle)
+    server = await aiohttp_server(app)
+    rec.url = str(server.make_url("/hook"))
+    return rec

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.conftest import ADMIN_TOKEN, DEMO_KEY, Sim
 
 
@@ -166,6 +168,15 @@ async def test_clock_rejects_bad_input(sim: Sim) -> None:
     assert (await sim.admin("PUT", "/clock", {"mode": "scaled", "scale": 0})).status == 422
     assert (await sim.admin("POST", "/clock/advance", {"by": -5})).status == 422
     assert (await sim.admin("POST", "/clock/advance", {"by": "soon"})).status == 422
+
+
+@pytest.mark.parametrize("by", [-9.077677060467006e-257, -0.0004, "-PT1S", "P-1D", "PT-0S", True])
+async def test_a_negative_advance_is_refused_however_small(sim: Sim, by: object) -> None:
+    before = (await sim.admin_ok("GET", "/clock"))["now"]
+    resp = await sim.admin("POST", "/clock/advance", {"by": by})
+    assert resp.status == 422, await resp.text()
+    assert (await resp.json())["code"] == "validation_error"
+    assert (await sim.admin_ok("GET", "/clock"))["now"] == before
 
 
 async def test_reset_clears_flow_state_and_keeps_messengers(sim: Sim) -> None:

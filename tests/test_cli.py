@@ -255,3 +255,72 @@ async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     code, err = await _run_cli("serve", "--port", "0", "--db", str(db), cwd=tmp_path)
     assert code == 2
     assert "schema version 99" in err
+
+
+def _commands() -> list[str]:
+    """Every subcommand the parser knows, so a new one is covered without editing this."""
+    from operator_sim.cli import _parser
+
+    for action in _parser()._actions:
+        if action.dest == "command" and action.choices is not None:
+            return sorted(action.choices)
+    raise AssertionError("no subcommands")
+
+
+@pytest.mark.parametrize("command", ["", *_commands()])
+async def test_help_of_every_command_works(tmp_path: Path, command: str) -> None:
+    code, err = await _run_cli(*([command] if command else []), "--help", cwd=tmp_path)
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["short", "demo-admin-token-not-secret"],
+    ids=["one-word", "the-demo-token"],
+)
+async def test_weak_admin_tokens_are_refused_off_loopback(tmp_path: Path, token: str) -> None:
+    everywhere = "0.0.0.0"  # noqa: S104 (the refusal is what is tested; nothing binds)
+    code, err = await _run_cli(
+        "serve",
+        "--host",
+        everywhere,
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "w.db"),
+        cwd=tmp_path,
+        env={"OPERATOR_SIM_ADMIN_TOKEN": token},
+    )
+    assert code == 2
+    assert "at least 16 characters" in err
+    assert not (tmp_path / "w.db").exists()
+
+
+async def test_a_second_server_on_one_database_refuses_and_names_the_first(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "one.db"
+    first = await start("--port", "0", "--db", str(db), cwd=tmp_path)
+    try:
+        code, err = await _run_cli(
+            "serve", "--port", "0", "--db", str(db), "--clock", "manual", cwd=tmp_path
+        )
+        assert code == 2
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1, err  # one line, no traceback
+        assert f"pid {first.proc.pid}" in lines[0]
+        assert "another operator-sim" in lines[0]
+        # The first one still serves, on its own clock.
+        async with aiohttp.ClientSession() as session:
+            clock = await _json(
+                await session.get(f"{first.url}/admin/v1/clock", headers=ADMIN), 200
+            )
+        assert clock["mode"] == "real"
+    finally:
+        first.proc.kill()
+        await first.proc.wait()
+    # kill -9 released the lock: the next start is not blocked.
+    again = await start("--port", "0", "--db", str(db), cwd=tmp_path)
+    again.proc.terminate()
+    assert await again.proc.wait() == 0

@@ -8,13 +8,13 @@ from typing import Any
 
 import aiohttp
 
+from tests.conftest import Receiver
 from tests.test_cli import ADMIN, _json, start
-from tests.test_webhooks import Receiver, receiver  # noqa: F401 (fixture)
 
 
 async def test_undelivered_events_survive_kill_9(
     tmp_path: Path,
-    receiver: Receiver,  # noqa: F811 (the fixture)
+    receiver: Receiver,
 ) -> None:
     db = str(tmp_path / "events.db")
     args = ("--port", "0", "--db", db, "--clock", "manual")

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from operator_sim.store import events, open_database
+from operator_sim.store import catalog, events, open_database
 
 
 async def test_an_attempt_finishing_after_a_replay_leaves_the_new_schedule(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "events.db")
     async with db.write() as conn:
+        await catalog.insert_messenger(
+            conn,
+            messenger_id="m",
+            name="M",
+            webhook_url="http://127.0.0.1:9/hook",
+            api_key="m-key-0123456789abcdef",
+            webhook_secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            demo=False,
+            source="admin",
+            now_ms=0,
+        )
         await events.insert_event(
             conn,
             event_id="evt_1",
@@ -25,7 +36,7 @@ async def test_an_attempt_finishing_after_a_replay_leaves_the_new_schedule(tmp_p
         [due] = await events.due_webhooks(conn, 1_000, 10)
     # The attempt is in flight; meanwhile an admin replays the event at t = 5,000.
     async with db.write() as conn:
-        assert await events.replay_webhook(conn, "evt_1", 5_000) == "pending"
+        assert await events.replay_webhook(conn, "evt_1", 5_000)
     async with db.write() as conn:
         await events.record_attempts(
             conn,

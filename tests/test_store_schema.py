@@ -82,6 +82,20 @@ async def test_another_programs_database_is_refused(tmp_path: Path) -> None:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["invoices"]
 
 
+async def test_another_programs_database_is_left_byte_for_byte_as_it_was(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+        conn.execute("INSERT INTO invoices VALUES (1)")
+    before = db.read_bytes()
+    with pytest.raises(SchemaError, match="another program"):
+        await open_database(db)
+    assert db.read_bytes() == before  # not even switched to WAL
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert not (tmp_path / "other.db-wal").exists()
+
+
 async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "text.db"
     db.write_bytes(b"this is not a database, just text " * 100)

@@ -104,6 +104,15 @@ ROWS: dict[tuple[str, str], Row] = {
         body=lambda _w: {"id": "added-by-admin", "name": "Added"},
     ),
     ("GET", "/admin/v1/messengers"): Row(_const("/admin/v1/messengers"), "admin", 200),
+    ("GET", "/admin/v1/messengers/{messenger_id}"): Row(
+        _const("/admin/v1/messengers/throwaway"), "admin", 200
+    ),
+    ("PATCH", "/admin/v1/messengers/{messenger_id}"): Row(
+        _const("/admin/v1/messengers/throwaway"),
+        "admin",
+        200,
+        body=lambda _w: {"name": "Renamed"},
+    ),
     ("POST", "/admin/v1/subscribers"): Row(
         _const("/admin/v1/subscribers"),
         "admin",

@@ -4,48 +4,19 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from standardwebhooks import Webhook
 
 from operator_sim.server import create_app
 from operator_sim.server.webhooks import signed_headers
 from operator_sim.settings import Settings
-from tests.conftest import AiohttpClient, Sim
+from tests.conftest import AiohttpClient, Receiver, Sim
 
 AiohttpServer = Callable[..., Awaitable[TestServer]]
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on loopback that answers from a script of statuses."""
-
-    statuses: list[int] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        status = self.statuses.pop(0) if self.statuses else 204
-        return web.Response(status=status, headers=self.headers if status >= 300 else None)
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    app.router.add_post("/elsewhere", rec.handle)
-    server = await aiohttp_server(app)
-    rec.url = str(server.make_url("/hook"))
-    return rec
 
 
 async def _hooked(sim: Sim, receiver: Receiver) -> dict[str, Any]:

@@ -44,14 +44,17 @@ def next_attempt_at(
 ) -> int | None:
     """When to try again after attempt ``attempt`` failed at ``now_ms``; None when spent.
 
-    A receiver's ``Retry-After`` is honoured: the next attempt is never earlier.
+    A delivery's attempts stay inside the 24 hours from its start (``base_ms``: the change
+    itself, or a replay). A receiver's ``Retry-After`` is honoured, so the next attempt is
+    never earlier; if it would fall past the window there is none, and the delivery fails.
     """
     due = attempt_due(base_ms, attempt + 1, rng)
     if due is None:
         return None
     if retry_after_s is not None:
         due = max(due, now_ms + int(retry_after_s * _S))
-    return max(due, now_ms)
+    due = max(due, now_ms)
+    return due if due < base_ms + _WINDOW_MS else None
 
 
 def parse_retry_after(value: str | None) -> float | None:

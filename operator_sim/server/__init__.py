@@ -1,5 +1,6 @@
 """The operator server: app factory, routes, middleware, scheduler."""
 
 from operator_sim.server.app import ENDPOINTS, create_app
+from operator_sim.server.protocol import ProblemRunner
 
-__all__ = ["ENDPOINTS", "create_app"]
+__all__ = ["ENDPOINTS", "ProblemRunner", "create_app"]

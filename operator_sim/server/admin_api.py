@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.keys import CONTROL, DATABASE, WEBHOOK_ALLOW
+from operator_sim.server.keys import CONTROL, DATABASE
 from operator_sim.server.parsing import (
     BULK_BODY_LIMIT,
+    listening_address,
     path_msisdn,
     query_id,
     query_int,
@@ -20,6 +23,7 @@ from operator_sim.server.parsing import (
 from operator_sim.store import catalog
 from operator_sim.store import requests as store
 from operator_sim.wire import (
+    ID_PATTERN,
     MSISDN_PATTERN,
     ClockAdvance,
     ClockAdvanced,
@@ -27,9 +31,11 @@ from operator_sim.wire import (
     ClockView,
     JournalCount,
     JournalPage,
+    Messenger,
     MessengerCreate,
     MessengerCreated,
     MessengerList,
+    MessengerPatch,
     OperatorList,
     Subscriber,
     SubscribersUpserted,
@@ -37,6 +43,7 @@ from operator_sim.wire import (
 )
 
 _BASE = "/admin/v1"
+_ID_RE = re.compile(ID_PATTERN)
 
 
 async def list_operators(request: web.Request) -> web.StreamResponse:
@@ -49,13 +56,30 @@ async def list_operators(request: web.Request) -> web.StreamResponse:
 async def create_messenger(request: web.Request) -> web.StreamResponse:
     """Register a messenger; its secrets are shown once."""
     body = await read_model(request, MessengerCreate)
-    if body.webhook_url is not None and not request.app[WEBHOOK_ALLOW].allows(body.webhook_url):
-        raise errors.ValidationFailed(
-            "webhook_url targets a host outside the server's webhook allow-list",
-            errors=[{"loc": ["webhook_url"], "msg": "host not allowed"}],
-        )
-    created = await request.app[CONTROL].create_messenger(body)
+    created = await request.app[CONTROL].create_messenger(body, own=listening_address(request))
     return json_response(created, 201, {"Location": f"{_BASE}/messengers/{created.id}"})
+
+
+async def get_messenger(request: web.Request) -> web.StreamResponse:
+    """One messenger, without secrets."""
+    return json_response(await request.app[CONTROL].get_messenger(_messenger_id(request)))
+
+
+async def patch_messenger(request: web.Request) -> web.StreamResponse:
+    """Change a messenger's name or webhook URL."""
+    messenger_id = _messenger_id(request)
+    body = await read_model(request, MessengerPatch)
+    updated = await request.app[CONTROL].patch_messenger(
+        messenger_id, body, own=listening_address(request)
+    )
+    return json_response(updated)
+
+
+def _messenger_id(request: web.Request) -> str:
+    messenger_id = request.match_info["messenger_id"]
+    if not _ID_RE.fullmatch(messenger_id):
+        raise errors.NotFound(kind="messenger", ident=messenger_id)
+    return messenger_id
 
 
 async def list_messengers(request: web.Request) -> web.StreamResponse:
@@ -138,9 +162,17 @@ async def advance_clock(request: web.Request) -> web.StreamResponse:
     """Move the clock forward; everything that became due fires before the response."""
     body = await read_model(request, ClockAdvance)
     control = request.app[CONTROL]
-    fired = await control.advance(int(body.by.total_seconds() * 1000))
+    fired, in_flight = await control.advance(int(body.by.total_seconds() * 1000))
     view = control.clock_view()
-    return json_response(ClockAdvanced(now=view.now, mode=view.mode, scale=view.scale, fired=fired))
+    return json_response(
+        ClockAdvanced(
+            now=view.now,
+            mode=view.mode,
+            scale=view.scale,
+            fired=fired,
+            webhooks_in_flight=in_flight,
+        )
+    )
 
 
 async def reset(request: web.Request) -> web.StreamResponse:
@@ -198,6 +230,30 @@ ENDPOINTS = (
         "admin",
         responses={200: MessengerList},
         problems=(401,),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/messengers/{{messenger_id}}",
+        get_messenger,
+        "Read a messenger (no secrets)",
+        "admin",
+        "admin",
+        responses={200: Messenger},
+        problems=(401, 404),
+    ),
+    Endpoint(
+        "PATCH",
+        f"{_BASE}/messengers/{{messenger_id}}",
+        patch_messenger,
+        "Change a messenger's name or webhook URL",
+        "admin",
+        "admin",
+        body=MessengerPatch,
+        responses={200: Messenger},
+        problems=(400, 401, 404, 413, 415, 422),
+        description="Only the fields given change. A new `webhook_url` takes the pending "
+        "webhook deliveries with it; `null` removes it and fails the pending ones (the feed "
+        "keeps every event).",
     ),
     Endpoint(
         "POST",

@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from operator_sim.clock import SimClock
+from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.errors import StartupError
 from operator_sim.fixture import LoadedFixture, load_fixture
 from operator_sim.server import (
@@ -40,7 +41,7 @@ from operator_sim.server.keys import (
     SCHEDULER,
     SETTINGS,
     WAITERS,
-    WEBHOOK_ALLOW,
+    WEBHOOK_POLICY,
     WEBHOOKS,
 )
 from operator_sim.server.lifecycle import Feed, Lifecycle
@@ -53,9 +54,10 @@ from operator_sim.server.problems import http_middleware
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
 from operator_sim.server.waiters import Waiters
-from operator_sim.server.webhooks import AllowList, WebhookWorker
+from operator_sim.server.webhooks import WebhookWorker
 from operator_sim.settings import Settings
 from operator_sim.store import catalog, open_database
+from operator_sim.store.lock import ServeLock
 
 log = structlog.get_logger("operator_sim.app")
 
@@ -69,10 +71,21 @@ ENDPOINTS = (
 )
 
 
+MIN_ADMIN_TOKEN_OFF_LOOPBACK = 16
+"""Characters an admin token needs when the server is reachable from other hosts."""
+
+
 def _admin_token(settings: Settings, fixture: LoadedFixture) -> tuple[str, bool]:
-    if settings.admin_token is not None and settings.admin_token.get_secret_value():
-        return settings.admin_token.get_secret_value(), False
     demo = fixture.fixture.demo_admin_token
+    if settings.admin_token is not None and settings.admin_token.get_secret_value():
+        token = settings.admin_token.get_secret_value()
+        if not settings.loopback and (len(token) < MIN_ADMIN_TOKEN_OFF_LOOPBACK or token == demo):
+            raise StartupError(
+                f"binding to {settings.host}, which is not loopback: the admin token must be "
+                f"at least {MIN_ADMIN_TOKEN_OFF_LOOPBACK} characters and not the fixture's "
+                "demo token; set a real secret in OPERATOR_SIM_ADMIN_TOKEN (or --admin-token)"
+            )
+        return token, False
     if demo is None:
         raise StartupError(
             "no admin token: set OPERATOR_SIM_ADMIN_TOKEN (or --admin-token); "
@@ -99,7 +112,13 @@ def _resources(
     @contextlib.asynccontextmanager
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        db = await open_database(settings.db, synchronous=settings.synchronous)
+        lock = ServeLock(settings.db)
+        lock.acquire()
+        try:
+            db = await open_database(settings.db, synchronous=settings.synchronous)
+        except BaseException:
+            lock.release()
+            raise
         try:
             async with db.read() as conn:
                 stored = await catalog.load_clock(conn)
@@ -140,10 +159,21 @@ def _resources(
                 metrics,
                 timeout=settings.webhook_timeout,
                 per_messenger=settings.webhook_concurrency,
-                allow=app[WEBHOOK_ALLOW],
+                policy=app[WEBHOOK_POLICY],
             )
             outbox.on_webhook_work(webhooks.wake)
-            control = Control(db, clock, app[FIXTURE], flow, scheduler, auth, webhooks)
+            control = Control(
+                db,
+                clock,
+                app[FIXTURE],
+                flow,
+                scheduler,
+                auth,
+                webhooks,
+                app[WEBHOOK_POLICY],
+                # One attempt's timeout, and a little for its outcome to be recorded.
+                webhook_wait=settings.webhook_timeout + 0.5,
+            )
             await control.apply_fixture()
             await flow.load_operators()
             app[DATABASE], app[CLOCK], app[FLOW] = db, clock, flow
@@ -175,6 +205,7 @@ def _resources(
                     await catalog.save_clock(conn, clock.state())
         finally:
             await db.close()
+            lock.release()
             log.info("stopped")
 
     return ctx
@@ -207,7 +238,9 @@ def create_app(
     app[WAITERS] = Waiters()
     app[LIMITS] = Limits(settings)
     app[READY] = asyncio.Event()
-    app[WEBHOOK_ALLOW] = AllowList(settings.webhook_allowed_hosts.split(","))
+    app[WEBHOOK_POLICY] = WebhookPolicy.from_settings(
+        settings.webhook_allowed_hosts, settings.webhook_allow_net
+    )
     app[OPENAPI] = render_openapi(
         build_openapi(ENDPOINTS, operator_ids=[op.id for op in loaded.fixture.operators])
     )

@@ -15,9 +15,14 @@ def bearer_token(request: web.Request) -> str:
     """The token of ``Authorization: Bearer <token>``."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("send Authorization: Bearer <key>")
-    return token.strip()
+    if not (token.isascii() and token.isprintable()):
+        # Keys and tokens are printable ASCII; anything else (bytes that are not UTF-8
+        # arrive as surrogates) can match no key.
+        raise Unauthorized("the key must be printable ASCII")
+    return token
 
 
 class Authenticator:

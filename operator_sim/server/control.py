@@ -6,25 +6,28 @@ import base64
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import aiosqlite
 import structlog
 
 from operator_sim import errors
 from operator_sim.clock import ClockMode, SimClock
+from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.fixture import LoadedFixture
 from operator_sim.server.auth import Authenticator
 from operator_sim.server.flow import Flow
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.webhooks import WebhookWorker
 from operator_sim.store import Database, catalog
+from operator_sim.store import events as events_store
 from operator_sim.store import requests as store
 from operator_sim.store import rules as rules_store
 from operator_sim.wire import (
     ClockView,
+    Messenger,
     MessengerCreate,
     MessengerCreated,
+    MessengerPatch,
     Operator,
     SubscriberIn,
     SubscribersUpserted,
@@ -47,18 +50,6 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def check_webhook_url(url: str | None) -> None:
-    """http or https with a host; anything else is refused."""
-    if url is None:
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise errors.ValidationFailed(
-            "webhook_url must be an http or https URL with a host",
-            errors=[{"loc": ["webhook_url"], "msg": "http(s) URL required"}],
-        )
-
-
 class Control:
     """What the admin API can do to the simulation."""
 
@@ -71,8 +62,13 @@ class Control:
         scheduler: Scheduler,
         auth: Authenticator,
         webhooks: WebhookWorker,
+        policy: WebhookPolicy,
+        *,
+        webhook_wait: float,
     ) -> None:
+        self._webhook_wait = webhook_wait
         self._webhooks = webhooks
+        self._policy = policy
         self._db = db
         self._clock = clock
         self._fixture = fixture
@@ -138,9 +134,24 @@ class Control:
         self._scheduler.wake()
         log.info("messenger_reset", messenger_id=messenger_id)
 
-    async def create_messenger(self, body: MessengerCreate) -> MessengerCreated:
-        """Register a messenger with fresh credentials (returned once)."""
-        check_webhook_url(body.webhook_url)
+    def _check_target(self, url: str | None, own: Sequence[tuple[str, int]]) -> None:
+        if url is None:
+            return
+        why = self._policy.refusal(url, own=own)
+        if why is not None:
+            raise errors.ValidationFailed(
+                f"webhook_url: the server will not deliver there: {why}",
+                errors=[{"loc": ["webhook_url"], "msg": why, "type": "webhook_target"}],
+            )
+
+    async def create_messenger(
+        self, body: MessengerCreate, *, own: Sequence[tuple[str, int]] = ()
+    ) -> MessengerCreated:
+        """Register a messenger with fresh credentials (returned once).
+
+        ``own`` is where this server listens: a webhook URL pointing there is refused.
+        """
+        self._check_target(body.webhook_url, own)
         api_key, secret = new_api_key(), new_webhook_secret()
         async with self._db.write() as conn:
             ok = await catalog.insert_messenger(
@@ -164,6 +175,49 @@ class Control:
             api_key=api_key,
             webhook_secret=secret,
         )
+
+    async def get_messenger(self, messenger_id: str) -> Messenger:
+        """One messenger, without secrets."""
+        async with self._db.read() as conn:
+            found = await catalog.get_messenger(conn, messenger_id)
+        if found is None:
+            raise errors.NotFound(kind="messenger", ident=messenger_id)
+        return found
+
+    async def patch_messenger(
+        self, messenger_id: str, patch: MessengerPatch, *, own: Sequence[tuple[str, int]] = ()
+    ) -> Messenger:
+        """Change a messenger's name or webhook URL; pending deliveries follow the URL."""
+        new_url = "webhook_url" in patch.model_fields_set
+        if new_url:
+            self._check_target(patch.webhook_url, own)
+        async with self._db.write() as conn:
+            if not await catalog.messenger_exists(conn, messenger_id):
+                raise errors.NotFound(kind="messenger", ident=messenger_id)
+            await catalog.update_messenger(
+                conn,
+                messenger_id,
+                name=patch.name,
+                webhook_url=patch.webhook_url,
+                set_webhook_url=new_url,
+            )
+            moved = (
+                await events_store.redirect_pending_webhooks(conn, messenger_id, patch.webhook_url)
+                if new_url
+                else 0
+            )
+            found = await catalog.get_messenger(conn, messenger_id)
+        if found is None:  # cannot happen: read in the same transaction
+            raise errors.StoreError("messenger vanished after update")
+        if new_url:
+            self._webhooks.wake()
+        log.info(
+            "messenger_updated",
+            messenger_id=messenger_id,
+            webhook_changed=new_url,
+            pending_deliveries=moved,
+        )
+        return found
 
     async def upsert_subscribers(self, subscribers: Sequence[SubscriberIn]) -> SubscribersUpserted:
         """Insert or replace subscribers, all or nothing; of a repeated number, the last wins."""
@@ -206,23 +260,28 @@ class Control:
         log.info("clock_set", mode=mode, scale=self._clock.scale)
         return self.clock_view()
 
-    async def advance(self, ms: int) -> int:
-        """Move the clock forward and fire everything that became due; returns how many fired."""
-        if ms < 0:
-            raise errors.ValidationFailed(
-                "the clock only moves forward", errors=[{"loc": ["by"], "msg": "negative"}]
-            )
+    async def advance(self, ms: int) -> tuple[int, int]:
+        """Move the clock forward and fire everything that became due.
+
+        Returns how many answers and expiries fired, and how many webhook attempts were
+        still in flight when it returned.
+        """
         if self._clock.now_ms() + ms >= _LATEST_MS:
             raise errors.ValidationFailed(
                 "the clock cannot pass the year 9000",
                 errors=[{"loc": ["by"], "msg": "too large"}],
             )
+        # Counted from the scheduler's total: its background pass may fire some of what
+        # falls due before this call's own pass does.
+        fired_before = self._scheduler.fired_total
         self._clock.advance(ms)
         await self.save_clock()
-        fired = await self._scheduler.run_due()
-        # Webhook attempts that fell due are made (each bounded by its timeout) before the
-        # advance returns, like answers and expiries.
-        await self._webhooks.drain()
+        await self._scheduler.run_due()
+        fired = self._scheduler.fired_total - fired_before
+        # Webhook attempts that fell due are started before the advance returns, like
+        # answers and expiries, but waited for only about one attempt's timeout: a hanging
+        # receiver must not hold the clock (its retries go on in the background).
+        in_flight = await self._webhooks.drain(self._webhook_wait)
         self._scheduler.wake()
-        log.info("clock_advanced", by_ms=ms, fired=fired)
-        return fired
+        log.info("clock_advanced", by_ms=ms, fired=fired, webhooks_in_flight=in_flight)
+        return fired, in_flight

@@ -89,8 +89,7 @@ async def replay_delivery(request: web.Request) -> web.StreamResponse:
     async with request.app[DATABASE].write() as conn:
         if not await store.event_exists(conn, event_id):
             raise errors.NotFound(kind="event", ident=event_id)
-        previous = await store.replay_webhook(conn, event_id, request.app[CLOCK].now_ms())
-        if previous is None:
+        if not await store.replay_webhook(conn, event_id, request.app[CLOCK].now_ms()):
             raise errors.Conflict("this event's messenger has no webhook_url to deliver to")
         found = await store.list_deliveries(conn, messenger_id=None, event_id=event_id, limit=1)
     request.app[WEBHOOKS].wake()

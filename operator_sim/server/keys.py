@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from operator_sim.clock import SimClock
+from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.fixture import LoadedFixture
 from operator_sim.settings import Settings
 from operator_sim.store import Database
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from operator_sim.server.metrics import Metrics
     from operator_sim.server.scheduler import Scheduler
     from operator_sim.server.waiters import Waiters
-    from operator_sim.server.webhooks import AllowList, WebhookWorker
+    from operator_sim.server.webhooks import WebhookWorker
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", SimClock)
@@ -36,7 +37,7 @@ CONTROL: web.AppKey[Control] = web.AppKey("control")
 LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
 FEED: web.AppKey[Feed] = web.AppKey("feed")
 WEBHOOKS: web.AppKey[WebhookWorker] = web.AppKey("webhooks")
-WEBHOOK_ALLOW: web.AppKey[AllowList] = web.AppKey("webhook_allow")
+WEBHOOK_POLICY = web.AppKey("webhook_policy", WebhookPolicy)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits")
 
 REQUEST_ID = web.RequestKey("request_id", str)

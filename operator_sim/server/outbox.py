@@ -65,7 +65,6 @@ class Outbox:
         self._waiters = waiters
         self._metrics = metrics
         self._wake_webhooks: Callable[[], None] = lambda: None
-        self._urls: dict[str, str | None] = {}
 
     def on_webhook_work(self, wake: Callable[[], None]) -> None:
         """Tell the outbox how to wake the webhook worker."""
@@ -135,11 +134,9 @@ class Outbox:
         at_ms: int,
         body: str,
     ) -> Emitted:
-        # A messenger's webhook_url never changes once registered: read it once.
-        if messenger_id in self._urls:
-            url = self._urls[messenger_id]
-        else:
-            url = self._urls[messenger_id] = await store.messenger_webhook_url(conn, messenger_id)
+        # Read in the unit, not cached: the URL can change (PATCH), and the change and this
+        # event are ordered by their transactions.
+        url = await store.messenger_webhook_url(conn, messenger_id)
         await store.insert_event(
             conn,
             event_id=event_id,

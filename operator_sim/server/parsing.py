@@ -7,10 +7,13 @@ import re
 from datetime import datetime
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import StreamReader, web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from operator_sim import errors
+from operator_sim.domain.webhook_targets import listening_pairs
 from operator_sim.server.keys import SETTINGS
 from operator_sim.wire import ID_PATTERN, MAX_WAIT_SECONDS, is_msisdn
 
@@ -68,38 +71,57 @@ async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
         raise _too_large(limit)
     # Read at most limit + 1 bytes, as they arrive: a gzip body is inflated by aiohttp
     # chunk by chunk, so a bomb is refused after limit bytes, never inflated whole.
+    stream = request.content
+    try:
+        if stream.is_eof():  # the whole body has arrived (the usual case): no timer needed
+            raw = _read_arrived(stream, limit)
+        else:
+            raw = await _read_arriving(stream, limit, request.app[SETTINGS].client_timeout)
+    except RequestPayloadError as exc:
+        raise _unreadable(exc) from None
+    if len(raw) > limit:
+        raise _too_large(limit)
+    return raw
+
+
+def _read_arrived(stream: StreamReader, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    stream = request.content
-    if stream.is_eof():
-        # The whole body has arrived already (the usual case): take it, no timer needed.
-        while size <= limit:
-            chunk = stream.read_nowait(limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        return b"".join(chunks)
-    timeout = request.app[SETTINGS].client_timeout
+    while size <= limit:
+        chunk = stream.read_nowait(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def _read_arriving(stream: StreamReader, limit: int, patience: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(patience):
             while size <= limit:
-                chunk = await request.content.read(limit + 1 - size)
+                chunk = await stream.read(limit + 1 - size)
                 if not chunk:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
     except TimeoutError:
         raise errors.RequestTimeout(
-            f"the body did not arrive within {timeout:g} s; send it at once"
+            f"the body did not arrive within {patience:g} s; send it at once"
         ) from None
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
-    if size > limit:
-        raise _too_large(limit)
     return b"".join(chunks)
+
+
+def _unreadable(exc: RequestPayloadError) -> errors.UnreadableBody:
+    if isinstance(exc.__cause__, ContentEncodingError):
+        return errors.InvalidContentEncoding(
+            "the body is not in the Content-Encoding it claims; send it as declared"
+        )
+    return errors.UnreadableBody("the body could not be read (malformed transfer encoding)")
 
 
 async def read_model(request: web.Request, model: type[M], *, limit: int = BODY_LIMIT) -> M:
@@ -244,3 +266,11 @@ def query_msisdn(request: web.Request, name: str) -> str | None:
     if not is_msisdn(raw):
         raise errors.InvalidMsisdn(field=name)
     return raw
+
+
+def listening_address(request: web.Request) -> list[tuple[str, int]]:
+    """Where this server listens, as the connection of ``request`` reached it (TCP only)."""
+    transport = request.transport
+    if transport is None:
+        return []
+    return listening_pairs([transport.get_extra_info("sockname")])

@@ -34,21 +34,33 @@ class DropConnection(Exception):
     """Raised by a handler to close the connection without any response."""
 
 
-# Ordered most specific first: the first isinstance match wins.
-_TABLE: tuple[tuple[type[errors.OperatorSimError], int, str], ...] = (
-    (errors.InvalidMsisdn, 422, "invalid_msisdn"),
-    (errors.IdempotencyKeyReused, 422, "idempotency_key_reused"),
-    (errors.ValidationFailed, 422, "validation_error"),
-    (errors.InvalidJson, 400, "invalid_json"),
-    (errors.UnsupportedMediaType, 415, "unsupported_media_type"),
-    (errors.PayloadTooLarge, 413, "payload_too_large"),
-    (errors.RequestTimeout, 408, "request_timeout"),
-    (errors.InputError, 400, "bad_request"),
-    (errors.Unauthorized, 401, "unauthorized"),
-    (errors.NotFound, 404, "not_found"),
-    (errors.MethodNotAllowed, 405, "method_not_allowed"),
-    (errors.Conflict, 409, "conflict"),
-)
+# Looked up along the exception's class hierarchy: the most specific class listed wins.
+_TABLE: dict[type[errors.OperatorSimError], tuple[int, str]] = {
+    errors.InvalidMsisdn: (422, "invalid_msisdn"),
+    errors.IdempotencyKeyReused: (422, "idempotency_key_reused"),
+    errors.ValidationFailed: (422, "validation_error"),
+    errors.InvalidJson: (400, "invalid_json"),
+    errors.InvalidContentEncoding: (400, "invalid_content_encoding"),
+    errors.UnsupportedMediaType: (415, "unsupported_media_type"),
+    errors.PayloadTooLarge: (413, "payload_too_large"),
+    errors.RequestTimeout: (408, "request_timeout"),
+    errors.InputError: (400, "bad_request"),
+    errors.Unauthorized: (401, "unauthorized"),
+    errors.NotFound: (404, "not_found"),
+    errors.Conflict: (409, "conflict"),
+    errors.StorageUnavailable: (503, "storage_unavailable"),
+}
+STORAGE_RETRY_AFTER = 5
+"""Seconds a client is told to wait when the database cannot be written."""
+
+
+def _status_of(exc: errors.OperatorSimError) -> tuple[int, str] | None:
+    for cls in type(exc).__mro__:
+        found = _TABLE.get(cls)
+        if found is not None:
+            return found
+    return None
+
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -121,7 +133,6 @@ def _from_domain(request: web.Request, exc: errors.OperatorSimError) -> web.Resp
     if isinstance(exc, errors.Throttled):
         return problem_response(request, 429, exc.code, exc.detail, headers=exc.headers)
     if isinstance(exc, errors.InjectedFault):
-        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
         return problem_response(
             request,
             exc.status,
@@ -129,15 +140,21 @@ def _from_domain(request: web.Request, exc: errors.OperatorSimError) -> web.Resp
             "the operator cannot take this request now; retry later"
             if exc.status in (429, 503)
             else f"the operator answered {exc.status}",
-            headers=headers,
+            headers={} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)},
         )
-    for cls, status, code in _TABLE:
-        if isinstance(exc, cls):
-            extra = exc.errors if isinstance(exc, errors.ValidationFailed) else None
-            auth = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return problem_response(request, status, code, exc.detail, errors_=extra, headers=auth)
-    log.error("unmapped_error", error_type=type(exc).__name__, detail=exc.detail)
-    return problem_response(request, 500, "internal_error", "internal error")
+    mapped = _status_of(exc)
+    if mapped is None:
+        log.error("unmapped_error", error_type=type(exc).__name__, detail=exc.detail)
+        return problem_response(request, 500, "internal_error", "internal error")
+    status, code = mapped
+    extra = exc.errors if isinstance(exc, errors.ValidationFailed) else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, errors.StorageUnavailable):
+        log.warning("storage_unavailable", detail=exc.detail)
+        headers = {"Retry-After": str(STORAGE_RETRY_AFTER)}
+    return problem_response(request, status, code, exc.detail, errors_=extra, headers=headers)
 
 
 def _from_http(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
@@ -224,7 +241,9 @@ async def http_middleware(request: web.Request, handler: Handler) -> web.StreamR
             if problem is None:
                 raise
             response = problem
-            if isinstance(exc, errors.PayloadTooLarge | errors.RequestTimeout):
+            if isinstance(
+                exc, errors.PayloadTooLarge | errors.RequestTimeout | errors.UnreadableBody
+            ):
                 await _answer_and_close(request, problem)
         status = response.status
         response.headers["X-Request-Id"] = request_id

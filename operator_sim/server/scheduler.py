@@ -34,6 +34,8 @@ class Scheduler:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._fire_lock = asyncio.Lock()
+        self.fired_total = 0
+        """Answers and expiries fired since start, by whichever pass fired them."""
 
     def wake(self) -> None:
         """Re-read the next due time now (new work, or the clock changed)."""
@@ -46,6 +48,7 @@ class Scheduler:
             while True:
                 fired = await self._flow.fire_due(self._clock.now_ms())
                 total += fired
+                self.fired_total += fired
                 if fired == 0:
                     break
         return total

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import functools
 import random
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -25,6 +23,7 @@ from standardwebhooks import Webhook
 from operator_sim import __version__
 from operator_sim.clock import SimClock, wall_time
 from operator_sim.domain.delivery import next_attempt_at, parse_retry_after
+from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.server.metrics import Metrics
 from operator_sim.store import Database
 from operator_sim.store import events as store
@@ -35,20 +34,6 @@ log = structlog.get_logger("operator_sim.webhooks")
 _MAX_SLEEP = 30.0
 _BATCH = 500
 _RESPONSE_READ_LIMIT = 64 * 1024
-
-
-class AllowList:
-    """Hosts webhooks may target (``*`` globs); empty means any host."""
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self._patterns = [p.strip().lower() for p in patterns if p.strip()]
-
-    def allows(self, url: str) -> bool:
-        """Whether the URL's host matches a pattern (always, without patterns)."""
-        if not self._patterns:
-            return True
-        host = (urlsplit(url).hostname or "").lower()
-        return any(fnmatch.fnmatchcase(host, p) for p in self._patterns)
 
 
 class _GroupCommit:
@@ -108,14 +93,14 @@ class WebhookWorker:
         *,
         timeout: float,
         per_messenger: int,
-        allow: AllowList,
+        policy: WebhookPolicy,
     ) -> None:
         self._db = db
         self._clock = clock
         self._metrics = metrics
         self._timeout = timeout
         self._per_messenger = per_messenger
-        self._allow = allow
+        self._policy = policy
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(
@@ -165,17 +150,29 @@ class WebhookWorker:
                 conn, self._clock.now_ms(), _BATCH + len(self._inflight)
             )
 
-    async def drain(self) -> None:
-        """Make every attempt that is due now, and wait until none is due or in flight."""
+    async def drain(self, wait_s: float) -> int:
+        """Start every attempt that is due now; wait up to ``wait_s`` seconds for them.
+
+        Retries that fall due meanwhile are started too. Returns how many attempts are
+        still in flight when it returns; they go on in the background.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
         while True:
             self._dispatch(await self._due())
-            if not self._inflight:
-                return
-            await asyncio.wait(list(self._inflight.values()))
+            remaining = deadline - loop.time()
+            if not self._inflight or remaining <= 0:
+                return len(self._inflight)
+            await asyncio.wait(
+                list(self._inflight.values()),
+                timeout=remaining,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
 
     async def _post(self, item: WebhookDue) -> tuple[int | None, str | None, float | None]:
-        if not self._allow.allows(item.url):
-            return None, "target host not in the webhook allow-list", None
+        refused = self._policy.refusal(item.url)
+        if refused is not None:
+            return None, f"not delivered: {refused}", None
         signer = await self._signer(item.messenger_id)
         if signer is None:
             return None, "messenger no longer registered", None
@@ -200,7 +197,10 @@ class WebhookWorker:
             # Under a manual clock an attempt happens at its scheduled time; otherwise at
             # the real moment, which is later when the server was down.
             at = item.due_at if self._clock.mode == "manual" else max(item.due_at, now)
-            status, error, retry_after = await self._post(item)
+            try:
+                status, error, retry_after = await self._post(item)
+            except Exception as exc:  # noqa: BLE001 (a failed attempt is recorded, never lost)
+                status, error, retry_after = None, f"{type(exc).__name__}: {exc}"[:300], None
             delivered = status is not None and 200 <= status < 300
             if status is not None and not delivered:
                 error = f"HTTP {status}"

@@ -179,15 +179,42 @@ async def list_messengers(conn: aiosqlite.Connection) -> list[Messenger]:
         "SELECT id, name, webhook_url, created_at FROM messengers ORDER BY created_at, id"
     ) as cur:
         rows = await cur.fetchall()
-    return [
-        Messenger(
-            id=row["id"],
-            name=row["name"],
-            webhook_url=row["webhook_url"],
-            created_at=ms_to_datetime(row["created_at"]),
+    return [_messenger(row) for row in rows]
+
+
+def _messenger(row: sqlite3.Row) -> Messenger:
+    return Messenger(
+        id=row["id"],
+        name=row["name"],
+        webhook_url=row["webhook_url"],
+        created_at=ms_to_datetime(row["created_at"]),
+    )
+
+
+async def get_messenger(conn: aiosqlite.Connection, messenger_id: str) -> Messenger | None:
+    """One messenger, without secrets."""
+    async with conn.execute(
+        "SELECT id, name, webhook_url, created_at FROM messengers WHERE id = ?", (messenger_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else _messenger(row)
+
+
+async def update_messenger(
+    conn: aiosqlite.Connection,
+    messenger_id: str,
+    *,
+    name: str | None = None,
+    webhook_url: str | None = None,
+    set_webhook_url: bool = False,
+) -> None:
+    """Change a messenger's name and/or webhook URL (``set_webhook_url``: even to None)."""
+    if name is not None:
+        await conn.execute("UPDATE messengers SET name = ? WHERE id = ?", (name, messenger_id))
+    if set_webhook_url:
+        await conn.execute(
+            "UPDATE messengers SET webhook_url = ? WHERE id = ?", (webhook_url, messenger_id)
         )
-        for row in rows
-    ]
 
 
 async def messenger_exists(conn: aiosqlite.Connection, messenger_id: str) -> bool:

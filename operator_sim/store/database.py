@@ -276,8 +276,11 @@ def _as_store_error(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _migrate(conn: aiosqlite.Connection, path: str, migrations: Sequence[str]) -> None:
-    latest = len(migrations)
+async def _schema_version(conn: aiosqlite.Connection, path: str, latest: int) -> int:
+    """The file's schema version; refuses another program's database or a newer schema.
+
+    Reads only: it runs before anything (even the journal mode) is changed.
+    """
     async with conn.execute("PRAGMA user_version") as cur:
         version = int((await cur.fetchone() or (0,))[0])
     async with conn.execute("PRAGMA application_id") as cur:
@@ -291,6 +294,13 @@ async def _migrate(conn: aiosqlite.Connection, path: str, migrations: Sequence[s
             f"{path} has schema version {version}, newer than this operator-sim understands "
             f"({latest}); upgrade operator-sim or use another --db"
         )
+    return version
+
+
+async def _migrate(
+    conn: aiosqlite.Connection, path: str, version: int, migrations: Sequence[str]
+) -> None:
+    latest = len(migrations)
     for step in range(version, latest):
         script = (
             "BEGIN IMMEDIATE;\n"
@@ -329,13 +339,14 @@ async def open_database(
     conn.row_factory = sqlite3.Row
     try:
         await conn.execute("PRAGMA busy_timeout = 10000")
+        version = await _schema_version(conn, where, len(migrations))
         async with conn.execute("PRAGMA journal_mode = WAL") as cur:
             mode = (await cur.fetchone() or ("",))[0]
         if str(mode).lower() != "wal" and where != ":memory:":
             raise SchemaError(f"{where}: cannot switch to WAL journal mode (got {mode})")
         await conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         await conn.execute("PRAGMA temp_store = MEMORY")
-        await _migrate(conn, where, migrations)
+        await _migrate(conn, where, version, migrations)
     except sqlite3.DatabaseError as exc:
         await conn.close()
         raise SchemaError(f"{where} is not a usable SQLite database: {exc}") from exc

@@ -183,18 +183,47 @@ async def record_attempts(conn: aiosqlite.Connection, records: Sequence[AttemptR
     )
 
 
-async def replay_webhook(conn: aiosqlite.Connection, event_id: str, now_ms: int) -> str | None:
-    """Start a fresh attempt schedule now; returns the previous state (None: no webhook)."""
-    async with conn.execute("SELECT webhook_state FROM events WHERE id = ?", (event_id,)) as cur:
+async def redirect_pending_webhooks(
+    conn: aiosqlite.Connection, messenger_id: str, url: str | None
+) -> int:
+    """Send a messenger's pending webhook deliveries to ``url``; None fails them.
+
+    Returns how many deliveries changed. The feed keeps every event either way.
+    """
+    if url is None:
+        cur = await conn.execute(
+            "UPDATE events SET webhook_state = 'failed', webhook_next_at = NULL "
+            "WHERE messenger_id = ? AND webhook_state = 'pending'",
+            (messenger_id,),
+        )
+    else:
+        cur = await conn.execute(
+            "UPDATE events SET webhook_url = ? "
+            "WHERE messenger_id = ? AND webhook_state = 'pending'",
+            (url, messenger_id),
+        )
+    return max(cur.rowcount, 0)
+
+
+async def replay_webhook(conn: aiosqlite.Connection, event_id: str, now_ms: int) -> bool:
+    """Start a fresh attempt schedule now, to the messenger's current webhook URL.
+
+    False when the messenger has no webhook URL (or the event is gone).
+    """
+    async with conn.execute(
+        "SELECT m.webhook_url FROM events e JOIN messengers m ON m.id = e.messenger_id "
+        "WHERE e.id = ?",
+        (event_id,),
+    ) as cur:
         row = await cur.fetchone()
     if row is None or row[0] is None:
-        return None
+        return False
     await conn.execute(
-        "UPDATE events SET webhook_state = 'pending', webhook_base = ?, webhook_attempt = 0, "
-        "webhook_next_at = ?, webhook_delivered_at = NULL WHERE id = ?",
-        (now_ms, now_ms, event_id),
+        "UPDATE events SET webhook_state = 'pending', webhook_url = ?, webhook_base = ?, "
+        "webhook_attempt = 0, webhook_next_at = ?, webhook_delivered_at = NULL WHERE id = ?",
+        (row[0], now_ms, now_ms, event_id),
     )
-    return str(row[0])
+    return True
 
 
 async def event_exists(conn: aiosqlite.Connection, event_id: str) -> bool:
