@@ -1,14 +1,25 @@
-"""The pytest plugin: an ``opsim`` fixture giving each test a fresh in-process server.
+"""The pytest plugin: a fresh in-process operator-sim per test, in two flavours.
 
 Registered through the ``pytest11`` entry point, so installing operator-sim is enough.
-The fixture is async: it needs pytest-asyncio (``pip install pytest-asyncio``), in
-``auto`` mode or with ``@pytest.mark.asyncio`` on the test. The ``operator_sim_fixture``
-ini option (a path relative to the rootdir) picks a fixture file other than the default.
+Pick the fixture by how the code under test talks to the server:
+
+- ``opsim`` (:class:`~operator_sim.testing.OperatorSim`): async code under pytest-asyncio
+  (a messenger built on aiohttp or ``httpx.AsyncClient``). The server runs on the test's
+  own event loop and the helpers are awaited. Needs pytest-asyncio, in ``auto`` mode or
+  with ``@pytest.mark.asyncio`` on the test.
+- ``opsim_server`` (:class:`~operator_sim.testing.ThreadedOperatorSim`): blocking clients
+  (requests, ``httpx.Client``, Django, Flask) and plain sync tests. The server runs on a
+  thread of its own and the helpers block; no asyncio plugin is needed. A blocking client
+  pointed at ``opsim`` would hold the very loop that has to answer it, and time out.
+
+Both give a free loopback port, a temporary database and a manual clock, and register a
+messenger for the code under test. The ``operator_sim_fixture`` ini option (a path
+relative to the rootdir) picks a fixture file other than the default for both.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,22 +27,29 @@ import pytest
 
 if TYPE_CHECKING:
     from operator_sim.testing.server import OperatorSim
+    from operator_sim.testing.threaded import ThreadedOperatorSim
 
 try:
     from pytest_asyncio import fixture as _async_fixture
 except ImportError:  # pragma: no cover - without pytest-asyncio the fixture cannot run anyway
     _async_fixture = pytest.fixture  # type: ignore[assignment]
 
-__all__ = ["opsim", "pytest_addoption"]
+__all__ = ["opsim", "opsim_server", "pytest_addoption"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The ``operator_sim_fixture`` ini option."""
     parser.addini(
         "operator_sim_fixture",
-        "fixture file for the opsim fixture (default: operator-sim's built-in one)",
+        "fixture file for the opsim and opsim_server fixtures (default: operator-sim's "
+        "built-in one)",
         default="",
     )
+
+
+def _fixture_file(config: pytest.Config) -> Path | None:
+    configured = str(config.getini("operator_sim_fixture") or "")
+    return config.rootpath / configured if configured else None
 
 
 @_async_fixture
@@ -39,7 +57,16 @@ async def opsim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """A fresh operator-sim per test: free loopback port, temp database, manual clock."""
     from operator_sim.testing.server import OperatorSim  # imported on first use: aiohttp is heavy
 
-    configured = str(request.config.getini("operator_sim_fixture") or "")
-    fixture = request.config.rootpath / configured if configured else None
+    fixture = _fixture_file(request.config)
     async with OperatorSim(fixture=fixture, db_path=tmp_path / "operator-sim.db") as sim:
+        yield sim
+
+
+@pytest.fixture
+def opsim_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadedOperatorSim]:
+    """A fresh operator-sim per test on its own thread, with blocking helpers (sync tests)."""
+    from operator_sim.testing.threaded import ThreadedOperatorSim
+
+    fixture = _fixture_file(request.config)
+    with ThreadedOperatorSim(fixture=fixture, db_path=tmp_path / "operator-sim.db") as sim:
         yield sim

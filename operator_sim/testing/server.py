@@ -1,11 +1,16 @@
 """An in-process operator-sim for tests: start it, drive it over HTTP, stop it.
 
 This module never imports pytest; :mod:`operator_sim.testing.plugin` is the thin pytest
-layer on top. Use it from any asyncio code::
+layer on top. :class:`OperatorSim` serves on the event loop of the code that starts it,
+so it is for asyncio code (an aiohttp or httpx.AsyncClient messenger)::
 
     async with OperatorSim() as sim:
         await sim.add_rule({"id": "slow", "action": {"type": "answer", "delay": "PT5M"}})
         ...  # point the messenger under test at sim.base_url with sim.messenger_key
+
+A blocking client (requests, httpx.Client, a Django or Flask backend) would hold that
+loop while it waits for the answer and time out: use
+:class:`operator_sim.testing.ThreadedOperatorSim`, the same server on a thread of its own.
 
 Every helper goes through the public HTTP API (the admin API with a random admin
 token), so a test sees exactly what a messenger or a CI script would.
@@ -33,6 +38,7 @@ from operator_sim.wire import (
     JournalEntry,
     JournalPage,
     LifecycleResult,
+    Messenger,
     MessengerCreated,
     Rule,
     RuleList,
@@ -87,8 +93,9 @@ def _journal_query(
 class OperatorSim:
     """A fresh operator-sim on a free loopback port, a temporary database and a manual clock.
 
-    On start it registers a messenger (``messenger_id``, ``messenger_key``) for the code
-    under test. Stop it with ``async with`` or :meth:`stop`.
+    On start it registers a messenger (``messenger_id``, ``messenger_key``,
+    ``webhook_secret``) for the code under test, with ``webhook_url`` when given. Stop it
+    with ``async with`` or :meth:`stop`.
     """
 
     def __init__(
@@ -100,6 +107,7 @@ class OperatorSim:
         seed: int | None = None,
         journal_cap: int | None = None,
         messenger_id: str = DEFAULT_MESSENGER_ID,
+        webhook_url: str | None = None,
     ) -> None:
         self._fixture = fixture
         self._db_path = db_path
@@ -108,10 +116,13 @@ class OperatorSim:
         self._journal_cap = journal_cap
         self.messenger_id = messenger_id
         """The messenger registered for the code under test."""
+        self._webhook_url = webhook_url
         self.admin_token = "osim-admin-" + secrets.token_urlsafe(24)
         """The admin token of this server (random per server)."""
         self.messenger_key = ""
         """The API key of ``messenger_id`` (set on start)."""
+        self.webhook_secret = ""
+        """The secret that signs ``messenger_id``'s webhooks, ``whsec_...`` (set on start)."""
         self.base_url = ""
         """``http://127.0.0.1:PORT`` (set on start)."""
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -168,11 +179,14 @@ class OperatorSim:
             port = self._runner.addresses[0][1]
             self.base_url = f"http://127.0.0.1:{port}"
             self._session = aiohttp.ClientSession(base_url=self.base_url)
-            created = await self.register_messenger(self.messenger_id)
+            created = await self.register_messenger(
+                self.messenger_id, webhook_url=self._webhook_url
+            )
         except BaseException:
             await self.stop()
             raise
         self.messenger_key = created.api_key
+        self.webhook_secret = created.webhook_secret
 
     async def stop(self) -> None:
         """Stop serving and delete the temporary database."""
@@ -241,6 +255,17 @@ class OperatorSim:
         if webhook_url is not None:
             body["webhook_url"] = webhook_url
         return await self._admin("POST", "/messengers", MessengerCreated, expect=201, json=body)
+
+    async def set_webhook_url(
+        self, url: str | None, *, messenger_id: str | None = None
+    ) -> Messenger:
+        """Set a messenger's webhook URL, ``None`` removes it (default: the one under test)."""
+        return await self._admin(
+            "PATCH",
+            f"/messengers/{messenger_id or self.messenger_id}",
+            Messenger,
+            json={"webhook_url": url},
+        )
 
     async def add_subscribers(
         self, *subscribers: SubscriberIn | Mapping[str, Any]
