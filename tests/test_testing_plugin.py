@@ -241,11 +241,6 @@ async def test_a_webhook_url_given_at_start_gets_events_signed_with_the_exposed_
     assert (event.data.id, event.data.result) == (request.id, "present")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SimCallError,
-    reason="PATCH /admin/v1/messengers/{id} is not served yet: the server answers 404",
-)
 async def test_set_webhook_url_points_the_messengers_webhooks(
     opsim: OperatorSim, hooks: Hooks
 ) -> None:

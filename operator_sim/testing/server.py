@@ -153,7 +153,7 @@ class OperatorSim:
     async def start(self) -> None:
         """Create the app, serve it on 127.0.0.1 on a free port, register the messenger."""
         # Imported here so that importing the plugin costs nothing until a server starts.
-        from operator_sim.server import create_app
+        from operator_sim.server import ProblemRunner, create_app
         from operator_sim.settings import Settings
 
         if self._db_path is None:
@@ -171,7 +171,7 @@ class OperatorSim:
         if self._journal_cap is not None:
             options["journal_cap"] = self._journal_cap
         app = create_app(Settings(**options))
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = ProblemRunner(app, access_log=None, handle_signals=False)
         try:
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
