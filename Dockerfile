@@ -4,7 +4,7 @@
 #   docker run --rm -p 8080:8080 -e OPERATOR_SIM_ADMIN_TOKEN=change-me operator-sim
 #
 # Off loopback the demo credentials are refused: OPERATOR_SIM_ADMIN_TOKEN is required,
-# and messengers are registered through the admin API (see README, "Docker and CI").
+# and messengers are registered through the admin API (see docs/testing.md, "Docker").
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

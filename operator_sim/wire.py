@@ -1,4 +1,4 @@
-"""Pydantic models of the HTTP contract (API.md), shared by the server and the client.
+"""Pydantic models of the HTTP contract (docs/api.md), shared by the server and the client.
 
 Input models forbid unknown fields; output models are separate classes. Timestamps are
 aware UTC datetimes rendered as RFC 3339 with milliseconds and ``Z``.

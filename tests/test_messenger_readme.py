@@ -1,4 +1,4 @@
-"""The README's messenger examples run, and `operator-sim demo` passes every branch."""
+"""The messenger guide's examples (docs/messenger.md) run; `operator-sim demo` passes."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from standardwebhooks import Webhook
 from operator_sim.server.webhooks import signed_headers
 from tests.conftest import DEMO_KEY, Sim
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs/messenger.md"
 DEMO_SECRET = "whsec_ZGVtby13ZWJob29rLXNlY3JldC1ub3Qtc2VjcmV0ISE="
 
 
 def _examples() -> list[str]:
-    text = README.read_text(encoding="utf-8")
+    text = GUIDE.read_text(encoding="utf-8")
     section = re.search(r"<!-- messenger:start -->(.*?)<!-- messenger:end -->", text, re.S)
-    assert section is not None, "README lost its messenger markers"
+    assert section is not None, "docs/messenger.md lost its messenger markers"
     return re.findall(r"```python\n(.*?)```", section.group(1), re.S)
 
 
@@ -44,7 +44,7 @@ async def _python(code: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, 
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_readme_embedding_example_identifies_and_refuses(sim: Sim, tmp_path: Path) -> None:
+async def test_guide_embedding_example_identifies_and_refuses(sim: Sim, tmp_path: Path) -> None:
     base = str(sim.client.make_url("")).rstrip("/")
     status, out, err = await _python(_examples()[0], tmp_path, {"OPSIM": base})
     assert status == 0, err
@@ -54,12 +54,12 @@ async def test_readme_embedding_example_identifies_and_refuses(sim: Sim, tmp_pat
     assert (tmp_path / "messenger.db").exists()
 
 
-async def test_readme_webhook_example_mounts_a_verifying_receiver(
+async def test_guide_webhook_example_mounts_a_verifying_receiver(
     sim: Sim, tmp_path: Path, monkeypatch: Any
 ) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "readme_example"}
-    exec(_examples()[1], namespace)  # noqa: S102 (our own README)
+    exec(_examples()[1], namespace)  # noqa: S102 (our own guide)
     app = namespace["build_app"](str(sim.client.make_url("")), DEMO_KEY, DEMO_SECRET)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

@@ -503,13 +503,13 @@ def test_progress_bar_text() -> None:
     assert "250/1,000 rows  125 rows/s  ETA 6s" in text
 
 
-# --- the README's seeding and fixture sections -----------------------------------------------
+# --- the seeding guide (docs/seeding.md) ----------------------------------------------------
 
 
 def _readme_section() -> str:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent.parent / "docs/seeding.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- seeding:start -->(.*?)<!-- seeding:end -->", text, re.S)
-    assert found is not None, "README lost its seeding markers"
+    assert found is not None, "docs/seeding.md lost its seeding markers"
     return found.group(1)
 
 

@@ -18,19 +18,19 @@ from operator_sim.wire import IdentificationAnsweredEvent, RuleSpec
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GUIDE = Path(__file__).resolve().parent.parent / "docs/testing.md"
 PRESENT = "+79161110001"
 
 
 def readme_example() -> str:
-    """The plugin example of the README, as a test file."""
-    text = README.read_text(encoding="utf-8")
+    """The plugin example of the testing guide, as a test file."""
+    text = GUIDE.read_text(encoding="utf-8")
     block = re.search(
         r"<!-- plugin-example:start -->\n```python\n(.*?)```\n<!-- plugin-example:end -->",
         text,
         re.DOTALL,
     )
-    assert block is not None, "the README lost its plugin example"
+    assert block is not None, "docs/testing.md lost its plugin example"
     return block.group(1)
 
 

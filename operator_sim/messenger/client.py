@@ -1,4 +1,4 @@
-"""A typed async client for the messenger-facing operator API (API.md).
+"""A typed async client for the messenger-facing operator API (docs/api.md).
 
 Every response is checked against the wire models shared with the server and against
 what was asked: a wrong status, a body that is not the documented JSON, a missing field
