@@ -1,7 +1,7 @@
 # operator-sim as a container: small, non-root, configured by OPERATOR_SIM_* variables.
 #
 #   docker build -t operator-sim .
-#   docker run --rm -p 8080:8080 -e OPERATOR_SIM_ADMIN_TOKEN=change-me operator-sim
+#   docker run --rm -p 8080:8080 -e OPERATOR_SIM_ADMIN_TOKEN="$(openssl rand -hex 24)" operator-sim
 #
 # Off loopback the demo credentials are refused: OPERATOR_SIM_ADMIN_TOKEN is required,
 # and messengers are registered through the admin API (see docs/testing.md, "Docker").
