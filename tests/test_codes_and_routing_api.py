@@ -99,7 +99,8 @@ async def test_code_for_another_messengers_request_is_refused_like_an_unknown_on
         headers=sim.auth(other["api_key"]),
     )
     unknown = await sim.register_code("ir_UNKNOWN", CODE)
-    assert theirs.status == unknown.status == 409
+    assert theirs.status == unknown.status == 404  # no existence oracle, like a GET of it
+    assert (await theirs.json())["code"] == (await unknown.json())["code"] == "not_found"
     assert (await theirs.json())["detail"].replace(req["id"], "X") == (await unknown.json())[
         "detail"
     ].replace("ir_UNKNOWN", "X")

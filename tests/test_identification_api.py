@@ -152,7 +152,20 @@ async def test_idempotency_key_with_another_body_is_422(sim: Sim) -> None:
     await sim.identify_ok("+79000000001", headers=headers)
     resp = await sim.identify("+79000000002", headers=headers)
     assert resp.status == 422
-    assert (await resp.json())["code"] == "idempotency_key_reused"
+    problem = await resp.json()
+    assert problem["code"] == "idempotency_key_reused"
+    assert "another msisdn" in problem["detail"]
+
+
+async def test_idempotency_key_sent_to_another_operator_says_so(sim: Sim) -> None:
+    headers = {"Idempotency-Key": "k-3"}
+    await sim.identify_ok("+79000000001", headers=headers)
+    resp = await sim.identify("+79000000001", operator="beta", headers=headers)
+    assert resp.status == 422
+    problem = await resp.json()
+    assert problem["code"] == "idempotency_key_reused"
+    assert "a request to operator alfa" in problem["detail"]
+    assert "body" not in problem["detail"]
 
 
 async def test_idempotency_key_at_another_operator_is_another_body(sim: Sim) -> None:

@@ -81,7 +81,7 @@ ROWS: dict[tuple[str, str], Row] = {
         _const("/operators/alfa/v1/identification-codes"),
         "messenger",
         200,  # the same pair again: idempotent
-        409,
+        404,
         body=lambda w: {"request_id": w.request_id, "code": w.code},
     ),
     ("DELETE", "/operators/{operator_id}/v1/identification-codes/{code}"): Row(

@@ -217,11 +217,16 @@ class Flow:
             if idempotency_key is not None:
                 bound = await store.find_idempotency_key(conn, messenger_id, idempotency_key)
                 if bound is not None:
-                    if bound[0] != print_:
-                        raise errors.IdempotencyKeyReused(key=idempotency_key)
                     existing = await store.get_request(conn, bound[1])
                     if existing is None:  # cannot happen: keys and requests are cleared together
                         raise errors.StoreError("idempotency key bound to a missing request")
+                    if bound[0] != print_:
+                        raise errors.IdempotencyKeyReused(
+                            key=idempotency_key,
+                            differs=f"a request to operator {existing.operator_id}"
+                            if existing.operator_id != operator_id
+                            else "another msisdn",
+                        )
                     dropped = await journal(
                         request_id=existing.id,
                         http_status=201,
@@ -470,7 +475,8 @@ class Flow:
         async def unit(conn: aiosqlite.Connection) -> tuple[StoredCode, bool]:
             req = await store.get_request(conn, request_id)
             if req is None or req.messenger_id != messenger_id:
-                raise errors.Conflict(f"no identification request {request_id} of this messenger")
+                # The same answer for another messenger's id as for none: no existence oracle.
+                raise errors.NotFound(kind="identification request", ident=request_id)
             if req.operator_id != operator_id:
                 raise errors.Conflict(
                     f"request {request_id} was sent to operator {req.operator_id}"
