@@ -19,6 +19,7 @@
     ├── Throttled                       over a configured limit: 429 with Retry-After
     ├── InjectedFault                   a fault rule answers with an HTTP error
     ├── InjectedMalformed               a fault rule answers 200/201 with a broken body
+    ├── DropConnection                  a fault rule closes the connection, answering nothing
     ├── StartupError                    the server cannot start as configured
     │   ├── FixtureError                a fixture file is broken
     │   └── SchemaError                 the database is not one we can open
@@ -147,6 +148,14 @@ class InjectedMalformed(OperatorSimError):
         super().__init__(f"fault rule {rule_id} answered {status} with a {body} body")
         self.status = status
         self.body = body
+        self.rule_id = rule_id
+
+
+class DropConnection(OperatorSimError):
+    """A fault rule closes the connection without any response."""
+
+    def __init__(self, *, rule_id: str) -> None:
+        super().__init__(f"fault rule {rule_id} dropped the connection")
         self.rule_id = rule_id
 
 

@@ -4,7 +4,7 @@
 Usage: python scripts/bench_lookup.py [--sizes 1000 1000000] [--lookups 20000]
 
 For each size, a fresh database is seeded, opened the way the server opens it, and
-``store.catalog.subscriber_standing`` (the lookup behind every identification request)
+``store.subscribers.subscriber_standing`` (the lookup behind every identification request)
 is timed on a mix of stored numbers and numbers that are not stored, in random order.
 The same statement, captured from that call, is also timed on a bare ``sqlite3``
 connection to show SQLite's own share, and its query plan is printed.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import re
 import sqlite3
@@ -24,8 +25,9 @@ import time
 from pathlib import Path
 
 from operator_sim.seeding import seed_database
-from operator_sim.store import catalog, open_database
+from operator_sim.store import open_database, subscribers
 from operator_sim.store.bulk import query_plan, sample_msisdns
+from operator_sim.store.inline import raw_connection, run_batch
 
 _ROUND = 500
 """Lookups per database before switching to the next one."""
@@ -48,14 +50,14 @@ def _numbers(db: Path, lookups: int, seed: int) -> list[str]:
 
 async def _capture_lookup(db: Path, msisdn: str) -> str:
     """The statement ``subscriber_standing`` runs, with its number as a parameter again."""
-    database = await open_database(db)
+    await (await open_database(db)).close()  # migrated, as the server opens it
+    raw = raw_connection(db)
     statements: list[str] = []
     try:
-        async with database.read() as conn:
-            await conn.set_trace_callback(statements.append)
-            await catalog.subscriber_standing(conn, msisdn)
+        raw.set_trace_callback(statements.append)
+        run_batch(raw, [lambda conn: subscribers.subscriber_standing(conn, msisdn)], write=False)
     finally:
-        await database.close()
+        raw.close()
     lookup = next(s for s in statements if "FROM subscribers" in s)
     return re.sub(r"'\+\d+'", "?", lookup)
 
@@ -73,8 +75,9 @@ async def _server_path(dbs: list[Path], numbers: list[list[str]]) -> list[list[f
             for database, wanted, out in zip(databases, numbers, samples, strict=True):
                 for msisdn in wanted[round_start : round_start + _ROUND]:
                     started = time.perf_counter()
-                    async with database.read() as conn:
-                        await catalog.subscriber_standing(conn, msisdn)
+                    await database.read(
+                        functools.partial(subscribers.subscriber_standing, msisdn=msisdn)
+                    )
                     out.append(time.perf_counter() - started)
     finally:
         for database in databases:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from operator_sim.server.flow import Flow
+from operator_sim.server.operators import Operators
 from tests.conftest import ADMIN_TOKEN, DEMO_KEY, IR_PATH, Sim
 
 IR = IR_PATH.format(operator="alfa")
@@ -167,10 +167,10 @@ async def test_wrong_method_is_problem_405_with_allow(sim: Sim) -> None:
 async def test_unexpected_exception_is_500_without_traceback(
     sim: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def boom(self: Flow, msisdn: str) -> None:
+    async def boom(self: Operators, msisdn: str) -> None:
         raise RuntimeError("secret internals +79000000001")
 
-    monkeypatch.setattr(Flow, "route", boom)
+    monkeypatch.setattr(Operators, "route", boom)
     resp = await sim.client.get("/v1/routing/+79000000001", headers=_headers())
     body = await _problem(resp, 500, "internal_error")
     assert "secret internals" not in await resp.text()

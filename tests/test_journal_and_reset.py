@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,8 +12,7 @@ from urllib.parse import quote
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
 from operator_sim.store import Database, open_database
-from operator_sim.store import requests as store
-from operator_sim.store.requests import trim_step
+from operator_sim.store.journal import add_journal, trim_step
 from operator_sim.wire import format_timestamp
 from tests.conftest import AiohttpClient, Sim
 
@@ -217,10 +217,10 @@ async def _fill_journal(db: Database, path: Path) -> None:
     assert trim_step(cap) == 3
     sizes, dropped = [], []
     for i in range(1, 310):
-        async with db.write() as conn:
-            dropped.append(
-                await store.add_journal(
-                    conn,
+        dropped.append(
+            await db.run(
+                functools.partial(
+                    add_journal,
                     messenger_id="demo",
                     operator_id="alfa",
                     msisdn="+79011110000",
@@ -232,6 +232,7 @@ async def _fill_journal(db: Database, path: Path) -> None:
                     cap=cap,
                 )
             )
+        )
         sizes.append(rows(path, "SELECT count(*) FROM journal"))
     assert max(sizes) <= cap + trim_step(cap) - 1
     assert sizes[299:] == [300, 301, 302, 300, 301, 302, 300, 301, 302, 300]

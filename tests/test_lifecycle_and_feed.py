@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from operator_sim.server.keys import WAITERS
+from operator_sim.server.services import SERVICES
 from tests.conftest import DEMO_KEY, Sim
 
 NUMBER = "+79000000001"
@@ -172,7 +172,7 @@ async def test_long_poll_returns_as_soon_as_an_event_is_written(sim: Sim) -> Non
     poll = asyncio.create_task(feed(sim, query=f"?after={start['next_cursor']}", Prefer="wait=30"))
     await asyncio.sleep(0)  # let the poll reach the server
     for _ in range(100):
-        if len(sim.client.app[WAITERS]) > 0:
+        if len(sim.client.app[SERVICES].waiters) > 0:
             break
         await asyncio.sleep(0.01)
     assert not poll.done()

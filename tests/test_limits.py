@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 from operator_sim.domain.limits import RatePolicy, parse_rate_limits
 from operator_sim.logs import configure_logging
 from operator_sim.server import create_app
-from operator_sim.server.keys import LIMITS
 from operator_sim.server.limits import server_options
 from operator_sim.server.parsing import BODY_LIMIT
+from operator_sim.server.services import SERVICES
 from operator_sim.settings import Settings
 from tests.conftest import ADMIN_TOKEN, DEMO_KEY, IR_PATH, AiohttpClient, Sim
 
@@ -130,7 +130,7 @@ async def test_a_messenger_over_its_long_poll_bound_gets_429(
     assert isinstance(sim.client.server, TestServer)
     app = sim.client.server.app
     for _ in range(BOUND * 100):  # bounded poll until all three park
-        if app[LIMITS].parked("demo") == 3:
+        if app[SERVICES].limits.parked("demo") == 3:
             break
         await asyncio.sleep(0.01)
     refused = await sim.client.get(EVENTS, headers=wait)
@@ -148,7 +148,7 @@ async def test_a_messenger_over_its_long_poll_bound_gets_429(
         for resp in await asyncio.gather(*held):
             assert resp.status == 200
             assert len((await resp.json())["events"]) == 1
-    assert app[LIMITS].parked("demo") == 0
+    assert app[SERVICES].limits.parked("demo") == 0
     assert (await sim.client.get(EVENTS, headers={**wait, "Prefer": "wait=1"})).status == 200
 
 

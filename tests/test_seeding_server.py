@@ -10,8 +10,9 @@ from typing import Any
 from operator_sim.seeding import SeedSummary, seed_database
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
-from operator_sim.store import catalog, open_database
+from operator_sim.store import open_database, subscribers
 from operator_sim.store.bulk import SUBSCRIBER_ROW_COLUMNS, read_subscribers
+from operator_sim.store.inline import raw_connection, run_batch
 from tests.conftest import DEMO_KEY, AiohttpClient, Sim
 
 COLUMN = {name: i for i, name in enumerate(SUBSCRIBER_ROW_COLUMNS)}
@@ -168,18 +169,20 @@ async def test_filling_the_ranges_leaves_magic_numbers_alone(
 async def test_point_lookup_uses_the_primary_key_index(db_path: Path) -> None:
     await asyncio.to_thread(seed_database, db_path=db_path, count=2_000)
     msisdn = read_subscribers(db_path, source="seed")[1234][0]
-    db = await open_database(db_path)
+    await (await open_database(db_path)).close()  # migrated, as the server opens it
+    raw = raw_connection(db_path)
     try:
         statements: list[str] = []
-        async with db.read() as conn:
-            # Capture the very statement the server's lookup runs, then ask for its plan.
-            await conn.set_trace_callback(statements.append)
-            standing = await catalog.subscriber_standing(conn, msisdn)
-            (lookup,) = [s for s in statements if "FROM subscribers" in s]
-            async with conn.execute(f"EXPLAIN QUERY PLAN {lookup}") as cur:
-                plan = [str(row["detail"]) for row in await cur.fetchall()]
+        # Capture the very statement the server's lookup runs, then ask for its plan.
+        raw.set_trace_callback(statements.append)
+        [(ran, standing)] = run_batch(
+            raw, [lambda conn: subscribers.subscriber_standing(conn, msisdn)], write=False
+        )
+        (lookup,) = [s for s in statements if "FROM subscribers" in s]
+        plan = [str(row[3]) for row in raw.execute(f"EXPLAIN QUERY PLAN {lookup}")]
     finally:
-        await db.close()
+        raw.close()
+    assert ran
     assert standing is not None
     assert plan == ["SEARCH subscribers USING PRIMARY KEY (msisdn=?)"]
 

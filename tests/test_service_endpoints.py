@@ -10,7 +10,6 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from operator_sim.server import ENDPOINTS
-from operator_sim.server.keys import METRICS, SETTINGS
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.problems import http_middleware
 from operator_sim.settings import Settings
@@ -87,19 +86,18 @@ async def test_openapi_request_schema_is_the_validating_model(sim: Sim) -> None:
 
 
 async def test_a_cancelled_request_is_counted_as_499_not_500() -> None:
-    app = web.Application()
-    app[METRICS] = Metrics()
-    app[SETTINGS] = Settings()
-    request = make_mocked_request("GET", "/healthz", app=app)
+    metrics = Metrics()
+    middleware = http_middleware(metrics, max_header_size=Settings().max_header_size)
+    request = make_mocked_request("GET", "/healthz", app=web.Application())
 
     async def cancelled(_request: web.Request) -> web.StreamResponse:
         raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        await http_middleware(request, cancelled)
+        await middleware(request, cancelled)
     statuses = {
         sample.labels["status"]
-        for metric in app[METRICS].registry.collect()
+        for metric in metrics.registry.collect()
         if metric.name == "operator_sim_http_requests"
         for sample in metric.samples
         if sample.name.endswith("_total")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -11,15 +12,13 @@ import aiosqlite
 import pytest
 
 from operator_sim.errors import StoreError
-from operator_sim.server.keys import CLOCK, DATABASE, FLOW
-from operator_sim.store import Database, catalog, open_database
-from operator_sim.store.inline import Unit
+from operator_sim.server.services import SERVICES
+from operator_sim.store import Conn, Database, Unit, meta, open_database
 from tests.conftest import Sim
 
 
 async def _meta(db: Database, key: str) -> str | None:
-    async with db.read() as conn:
-        return await catalog.get_meta(conn, key)
+    return await db.read(lambda conn: meta.get_meta(conn, key))
 
 
 def test_aiosqlite_still_has_the_call_it_relies_on() -> None:
@@ -30,10 +29,10 @@ async def test_queued_units_run_and_return_in_one_batch(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "b.db")
     seen: list[int] = []
 
-    def unit(i: int) -> Unit:
-        async def run(conn: aiosqlite.Connection) -> str:
+    def unit(i: int) -> Unit[str]:
+        async def run(conn: Conn) -> str:
             seen.append(i)
-            await catalog.set_meta(conn, f"k{i}", str(i))
+            await meta.set_meta(conn, f"k{i}", str(i))
             return f"done {i}"
 
         return run
@@ -49,13 +48,13 @@ async def test_a_unit_refusing_before_it_writes_fails_alone_and_runs_once(tmp_pa
     db = await open_database(tmp_path / "b.db")
     runs: Counter[str] = Counter()
 
-    async def good(conn: aiosqlite.Connection) -> None:
+    async def good(conn: Conn) -> None:
         runs["good"] += 1
-        await catalog.set_meta(conn, "good", "yes")
+        await meta.set_meta(conn, "good", "yes")
 
-    async def refuses(conn: aiosqlite.Connection) -> None:
+    async def refuses(conn: Conn) -> None:
         runs["refuses"] += 1
-        if await catalog.get_meta(conn, "anything") is None:
+        if await meta.get_meta(conn, "anything") is None:
             raise LookupError("refused")
 
     outcomes = await asyncio.gather(db.run(good), db.run(refuses), return_exceptions=True)
@@ -70,18 +69,18 @@ async def test_a_unit_failing_after_it_wrote_is_undone_alone(tmp_path: Path) -> 
     db = await open_database(tmp_path / "b.db")
     runs: Counter[str] = Counter()
 
-    async def before(conn: aiosqlite.Connection) -> None:
+    async def before(conn: Conn) -> None:
         runs["before"] += 1
-        await catalog.set_meta(conn, "before", "kept")
+        await meta.set_meta(conn, "before", "kept")
 
-    async def half(conn: aiosqlite.Connection) -> None:
+    async def half(conn: Conn) -> None:
         runs["half"] += 1
-        await catalog.set_meta(conn, "half", "written")
+        await meta.set_meta(conn, "half", "written")
         raise LookupError("failed after writing")
 
-    async def after(conn: aiosqlite.Connection) -> None:
+    async def after(conn: Conn) -> None:
         runs["after"] += 1
-        await catalog.set_meta(conn, "after", "kept")
+        await meta.set_meta(conn, "after", "kept")
 
     outcomes = await asyncio.gather(
         db.run(before), db.run(half), db.run(after), return_exceptions=True
@@ -100,8 +99,8 @@ async def test_a_unit_failing_after_it_wrote_is_undone_alone(tmp_path: Path) -> 
 async def test_a_unit_that_awaits_the_event_loop_is_refused_and_undone(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "b.db")
 
-    async def sleeps(conn: aiosqlite.Connection) -> None:
-        await catalog.set_meta(conn, "x", "y")
+    async def sleeps(conn: Conn) -> None:
+        await meta.set_meta(conn, "x", "y")
         await asyncio.sleep(0)
 
     with pytest.raises(RuntimeError, match="awaited something other than the store"):
@@ -113,18 +112,30 @@ async def test_a_unit_that_awaits_the_event_loop_is_refused_and_undone(tmp_path:
 async def test_a_caller_cancelled_while_queued_is_left_out(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "b.db")
 
-    def write(key: str) -> Unit:
-        async def run(conn: aiosqlite.Connection) -> None:
-            await catalog.set_meta(conn, key, "1")
+    def write(key: str) -> Unit[None]:
+        async def run(conn: Conn) -> None:
+            await meta.set_meta(conn, key, "1")
 
         return run
 
-    async with db.write() as conn:  # holds the connection: the units below queue up
-        await catalog.set_meta(conn, "holder", "1")
-        kept = asyncio.ensure_future(db.run(write("kept")))
-        dropped = asyncio.ensure_future(db.run(write("dropped")))
-        await asyncio.sleep(0)
-        dropped.cancel()
+    entered, gate = threading.Event(), threading.Event()
+
+    async def holder(conn: Conn) -> None:
+        await meta.set_meta(conn, "holder", "1")
+        entered.set()
+        gate.wait(30)  # holds the database thread: the units below queue up
+
+    held = asyncio.ensure_future(db.run(holder))
+    for _ in range(3000):  # bounded poll: until the holder's batch is on the thread
+        if entered.is_set():
+            break
+        await asyncio.sleep(0.001)
+    kept = asyncio.ensure_future(db.run(write("kept")))
+    dropped = asyncio.ensure_future(db.run(write("dropped")))
+    await asyncio.sleep(0)
+    dropped.cancel()
+    gate.set()
+    await held
     await kept
     with pytest.raises(asyncio.CancelledError):
         await dropped
@@ -136,8 +147,8 @@ async def test_a_caller_cancelled_while_queued_is_left_out(tmp_path: Path) -> No
 async def test_close_waits_for_queued_units(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "b.db")
 
-    async def write(conn: aiosqlite.Connection) -> None:
-        await catalog.set_meta(conn, "late", "written")
+    async def write(conn: Conn) -> None:
+        await meta.set_meta(conn, "late", "written")
 
     pending = asyncio.ensure_future(db.run(write))
     await asyncio.sleep(0)
@@ -154,18 +165,19 @@ async def test_scheduled_answers_fired_in_a_batch_that_runs_twice_are_announced_
     created = await sim.identify_ok("+79000000009")  # answered present after 5 minutes
     app = sim.client.app
     assert app is not None
-    flow, db = app[FLOW], app[DATABASE]
-    later = app[CLOCK].now_ms() + 6 * 60 * 1000
+    services = app[SERVICES]
+    identification, db = services.identification, services.db
+    later = services.clock.now_ms() + 6 * 60 * 1000
 
-    async def fails_after_writing(conn: aiosqlite.Connection) -> None:
-        await catalog.set_meta(conn, "half", "written")
+    async def fails_after_writing(conn: Conn) -> None:
+        await meta.set_meta(conn, "half", "written")
         raise LookupError("failed after writing")
 
     # Queued together: one batch, which runs again with a savepoint per unit.
     fired: int | BaseException
     failed: BaseException | None
     fired, failed = await asyncio.gather(
-        flow.fire_due(later), db.run(fails_after_writing), return_exceptions=True
+        identification.fire_due(later), db.run(fails_after_writing), return_exceptions=True
     )
     assert fired == 1
     assert isinstance(failed, LookupError)
@@ -181,8 +193,8 @@ async def test_a_unit_after_close_is_refused_at_once(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "b.db")
     await db.close()
 
-    async def unit(conn: aiosqlite.Connection) -> None:
-        await catalog.set_meta(conn, "x", "y")
+    async def unit(conn: Conn) -> None:
+        await meta.set_meta(conn, "x", "y")
 
     with pytest.raises(StoreError, match="closed"):
         await asyncio.wait_for(db.run(unit), 5)
@@ -193,11 +205,11 @@ async def test_a_database_error_in_a_unit_reaches_its_caller_as_a_store_error(
 ) -> None:
     db = await open_database(tmp_path / "b.db")
 
-    async def bad_sql(conn: aiosqlite.Connection) -> None:
+    async def bad_sql(conn: Conn) -> None:
         await conn.execute("SELECT * FROM no_such_table")
 
-    async def fine(conn: aiosqlite.Connection) -> str:
-        await catalog.set_meta(conn, "fine", "yes")
+    async def fine(conn: Conn) -> str:
+        await meta.set_meta(conn, "fine", "yes")
         return "ok"
 
     try:

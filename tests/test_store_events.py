@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from operator_sim.store import catalog, events, open_database
+from operator_sim.store import Conn, messengers, open_database
+from operator_sim.store import outbox as events
 
 
 async def test_an_attempt_finishing_after_a_replay_leaves_the_new_schedule(tmp_path: Path) -> None:
     db = await open_database(tmp_path / "events.db")
-    async with db.write() as conn:
-        await catalog.insert_messenger(
+
+    async def setup(conn: Conn) -> None:
+        await messengers.insert_messenger(
             conn,
             messenger_id="m",
             name="M",
@@ -32,13 +34,13 @@ async def test_an_attempt_finishing_after_a_replay_leaves_the_new_schedule(tmp_p
             body="{}",
             webhook_url="http://127.0.0.1:9/hook",
         )
-    async with db.read() as conn:
-        [due] = await events.due_webhooks(conn, 1_000, 10)
+
+    await db.run(setup)
+    [due] = await db.read(lambda conn: events.due_webhooks(conn, 1_000, 10))
     # The attempt is in flight; meanwhile an admin replays the event at t = 5,000.
-    async with db.write() as conn:
-        assert await events.replay_webhook(conn, "evt_1", 5_000)
-    async with db.write() as conn:
-        await events.record_attempts(
+    assert await db.run(lambda conn: events.replay_webhook(conn, "evt_1", 5_000))
+    await db.run(
+        lambda conn: events.record_attempts(
             conn,
             [
                 events.AttemptRecord(
@@ -53,11 +55,11 @@ async def test_an_attempt_finishing_after_a_replay_leaves_the_new_schedule(tmp_p
                 )
             ],
         )
-    async with db.read() as conn:
-        [again] = await events.due_webhooks(conn, 5_000, 10)
-        [delivery] = await events.list_deliveries(
-            conn, messenger_id=None, event_id="evt_1", limit=1
-        )
+    )
+    [again] = await db.read(lambda conn: events.due_webhooks(conn, 5_000, 10))
+    [delivery] = await db.read(
+        lambda conn: events.list_deliveries(conn, messenger_id=None, event_id="evt_1", limit=1)
+    )
     assert (again.attempt, again.base, again.due_at) == (0, 5_000, 5_000)
     assert delivery.webhook is not None
     assert delivery.webhook.state == "pending"

@@ -1,13 +1,15 @@
-"""Group commit: units share a transaction, and one unit's cancellation stays its own."""
+"""Batches: units share a transaction, and one unit's cancellation or failure stays its own."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+from operator_sim.store import Conn, Unit
 from operator_sim.store.database import Database, open_database
 
 
@@ -21,38 +23,43 @@ def _rows(path: Path) -> list[int]:
         return [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")]
 
 
-async def test_queued_units_share_one_batch_and_all_commit(tmp_path: Path) -> None:
-    db, path = await _table(tmp_path)
-
-    async def unit(value: int) -> int:
-        async with db.write() as conn:
-            await conn.execute("INSERT INTO t VALUES (?)", (value,))
+def _insert(value: int) -> Unit[int]:
+    async def unit(conn: Conn) -> int:
+        await conn.execute("INSERT INTO t VALUES (?)", (value,))
         return value
 
-    assert await asyncio.gather(*(unit(i) for i in range(20))) == list(range(20))
+    return unit
+
+
+async def test_queued_units_share_one_batch_and_all_commit(tmp_path: Path) -> None:
+    db, path = await _table(tmp_path)
+    results = await asyncio.gather(*(db.run(_insert(i)) for i in range(20)))
+    assert results == list(range(20))
     await db.close()
     assert _rows(path) == list(range(20))
 
 
-async def test_cancelling_one_waiting_unit_does_not_fail_the_others(tmp_path: Path) -> None:
+async def test_cancelling_one_unit_of_a_running_batch_does_not_fail_the_others(
+    tmp_path: Path,
+) -> None:
     db, path = await _table(tmp_path)
-    gate = asyncio.Event()
+    entered, gate = threading.Event(), threading.Event()
 
-    async def unit(value: int, *, last: bool = False) -> int:
-        async with db.write() as conn:
-            await conn.execute("INSERT INTO t VALUES (?)", (value,))
-            if last:
-                await gate.wait()  # hold the lock: the others wait for this unit's commit
-        return value
+    async def holder(conn: Conn) -> int:
+        await conn.execute("INSERT INTO t VALUES (3)")
+        entered.set()
+        gate.wait(30)  # holds the database thread: the whole batch is under way
+        return 3
 
-    first = asyncio.create_task(unit(1))
-    second = asyncio.create_task(unit(2))
-    committer = asyncio.create_task(unit(3, last=True))
-    for _ in range(2000):  # bounded poll: until all three are in the batch
-        if db._batch_size >= 3:
+    # Queued before the drainer runs: all four go in one batch.
+    first = asyncio.ensure_future(db.run(_insert(1)))
+    second = asyncio.ensure_future(db.run(_insert(2)))
+    committer = asyncio.ensure_future(db.run(holder))
+    for _ in range(3000):  # bounded poll: until the batch is on the database thread
+        if entered.is_set():
             break
         await asyncio.sleep(0.001)
-    assert not first.done()  # the first unit is waiting for the committer's commit
+    assert entered.is_set()
     first.cancel()
     gate.set()
     with pytest.raises(asyncio.CancelledError):
@@ -60,22 +67,22 @@ async def test_cancelling_one_waiting_unit_does_not_fail_the_others(tmp_path: Pa
     assert await second == 2
     assert await committer == 3
     await db.close()
-    assert _rows(path) == [1, 2, 3]
+    assert _rows(path) == [1, 2, 3]  # the cancelled caller's unit was already in the batch
 
 
 async def test_a_failing_unit_rolls_back_alone(tmp_path: Path) -> None:
     db, path = await _table(tmp_path)
 
-    async def good(value: int) -> None:
-        async with db.write() as conn:
-            await conn.execute("INSERT INTO t VALUES (?)", (value,))
+    async def bad(conn: Conn) -> None:
+        await conn.execute("INSERT INTO t VALUES (99)")
+        raise ValueError("no")
 
-    async def bad() -> None:
-        async with db.write() as conn:
-            await conn.execute("INSERT INTO t VALUES (99)")
-            raise ValueError("no")
-
-    results = await asyncio.gather(good(1), bad(), good(2), return_exceptions=True)
+    results = await asyncio.gather(
+        db.run(_insert(1)),
+        db.run(bad),
+        db.run(_insert(2)),
+        return_exceptions=True,
+    )
     assert isinstance(results[1], ValueError)
     await db.close()
     assert _rows(path) == [1, 2]

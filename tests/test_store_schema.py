@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from operator_sim.errors import SchemaError
-from operator_sim.store import SCHEMA_VERSION, open_database
+from operator_sim.store import SCHEMA_VERSION, Conn, open_database
 from operator_sim.store.schema import APPLICATION_ID, MIGRATIONS
 
 
@@ -107,15 +107,17 @@ async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
 async def test_a_write_that_fails_rolls_back(tmp_path: Path) -> None:
     store = await open_database(tmp_path / "tx.db")
 
-    async def half_done() -> None:
-        async with store.write() as conn:
-            await conn.execute("INSERT INTO meta (key, value) VALUES ('half', 'done')")
-            raise RuntimeError("boom")
+    async def half_done(conn: Conn) -> None:
+        await conn.execute("INSERT INTO meta (key, value) VALUES ('half', 'done')")
+        raise RuntimeError("boom")
+
+    async def count(conn: Conn) -> int:
+        async with conn.execute("SELECT count(*) FROM meta") as cur:
+            return int((await cur.fetchone() or [0])[0])
 
     with pytest.raises(RuntimeError):
-        await half_done()
-    async with store.read() as conn, conn.execute("SELECT count(*) FROM meta") as cur:
-        assert (await cur.fetchone() or [None])[0] == 0
+        await store.run(half_done)
+    assert await store.read(count) == 0
     await store.close()
 
 
@@ -128,7 +130,7 @@ async def test_version_1_loses_the_msisdn_indexes_and_keeps_its_rows(tmp_path: P
             "received_at) VALUES ('demo', 'alfa', '+79161234567', 201, 0, 0)"
         )
     await (await open_database(db)).close()
-    assert _pragma(db, "user_version") == SCHEMA_VERSION == 2
+    assert _pragma(db, "user_version") == SCHEMA_VERSION  # through version 2, to the latest
     with sqlite3.connect(db) as conn:
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert "journal_msisdn" not in indexes

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.keys import CONTROL, DATABASE
+from operator_sim.server.journal import JournalFilter
 from operator_sim.server.parsing import (
     BULK_BODY_LIMIT,
     listening_address,
@@ -17,11 +17,8 @@ from operator_sim.server.parsing import (
     query_int,
     query_msisdn,
     query_timestamp,
-    read_empty,
-    read_model,
 )
-from operator_sim.store import catalog
-from operator_sim.store import requests as store
+from operator_sim.server.services import SERVICES
 from operator_sim.wire import (
     ID_PATTERN,
     MSISDN_PATTERN,
@@ -48,30 +45,29 @@ _ID_RE = re.compile(ID_PATTERN)
 
 async def list_operators(request: web.Request) -> web.StreamResponse:
     """The simulated operators and their number ranges."""
-    async with request.app[DATABASE].read() as conn:
-        operators = await catalog.list_operators(conn)
+    operators = await request.app[SERVICES].operators.list_operators()
     return json_response(OperatorList(operators=operators))
 
 
 async def create_messenger(request: web.Request) -> web.StreamResponse:
     """Register a messenger; its secrets are shown once."""
-    body = await read_model(request, MessengerCreate)
-    created = await request.app[CONTROL].create_messenger(body, own=listening_address(request))
+    services = request.app[SERVICES]
+    body = await services.reader.model(request, MessengerCreate)
+    created = await services.messengers.create(body, own=listening_address(request))
     return json_response(created, 201, {"Location": f"{_BASE}/messengers/{created.id}"})
 
 
 async def get_messenger(request: web.Request) -> web.StreamResponse:
     """One messenger, without secrets."""
-    return json_response(await request.app[CONTROL].get_messenger(_messenger_id(request)))
+    return json_response(await request.app[SERVICES].messengers.get(_messenger_id(request)))
 
 
 async def patch_messenger(request: web.Request) -> web.StreamResponse:
     """Change a messenger's name or webhook URL."""
+    services = request.app[SERVICES]
     messenger_id = _messenger_id(request)
-    body = await read_model(request, MessengerPatch)
-    updated = await request.app[CONTROL].patch_messenger(
-        messenger_id, body, own=listening_address(request)
-    )
+    body = await services.reader.model(request, MessengerPatch)
+    updated = await services.messengers.patch(messenger_id, body, own=listening_address(request))
     return json_response(updated)
 
 
@@ -84,29 +80,25 @@ def _messenger_id(request: web.Request) -> str:
 
 async def list_messengers(request: web.Request) -> web.StreamResponse:
     """Registered messengers, without secrets."""
-    async with request.app[DATABASE].read() as conn:
-        messengers = await catalog.list_messengers(conn)
+    messengers = await request.app[SERVICES].messengers.list_messengers()
     return json_response(MessengerList(messengers=messengers))
 
 
 async def upsert_subscribers(request: web.Request) -> web.StreamResponse:
     """Insert or replace subscriber records (all or nothing)."""
-    body = await read_model(request, SubscriberUpsert, limit=BULK_BODY_LIMIT)
-    return json_response(await request.app[CONTROL].upsert_subscribers(body.subscribers))
+    services = request.app[SERVICES]
+    body = await services.reader.model(request, SubscriberUpsert, limit=BULK_BODY_LIMIT)
+    return json_response(await services.subscribers.upsert(body.subscribers))
 
 
 async def get_subscriber(request: web.Request) -> web.StreamResponse:
     """One subscriber, personal data included."""
     msisdn = path_msisdn(request)
-    async with request.app[DATABASE].read() as conn:
-        found = await catalog.get_subscriber(conn, msisdn)
-    if found is None:
-        raise errors.NotFound(kind="subscriber")
-    return json_response(found)
+    return json_response(await request.app[SERVICES].subscribers.get(msisdn))
 
 
-def _journal_filter(request: web.Request) -> store.JournalFilter:
-    return store.JournalFilter(
+def _journal_filter(request: web.Request) -> JournalFilter:
+    return JournalFilter(
         messenger_id=query_id(request, "messenger_id"),
         operator_id=query_id(request, "operator_id"),
         msisdn=query_msisdn(request, "msisdn"),
@@ -119,66 +111,49 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
     """The journal of identification POSTs, newest first."""
     selection = _journal_filter(request)
     limit = query_int(request, "limit", default=100, low=1, high=1000)
-    async with request.app[DATABASE].read() as conn:
-        entries = await store.list_journal(
-            conn,
-            messenger_id=selection.messenger_id,
-            msisdn=selection.msisdn,
-            operator_id=selection.operator_id,
-            limit=limit,
-            since_ms=selection.since_ms,
-            until_ms=selection.until_ms,
-        )
+    entries = await request.app[SERVICES].journal.entries(selection, limit=limit)
     return json_response(JournalPage(requests=entries))
 
 
 async def count_requests(request: web.Request) -> web.StreamResponse:
     """How many journal entries match the same filters as the journal."""
     selection = _journal_filter(request)
-    async with request.app[DATABASE].read() as conn:
-        count = await store.count_journal(conn, selection)
+    count = await request.app[SERVICES].journal.count(selection)
     return json_response(JournalCount(count=count))
 
 
 async def reset_messenger(request: web.Request) -> web.StreamResponse:
     """Clear one messenger's flow state, runtime rules and rule counters; others keep theirs."""
-    await read_empty(request)
-    await request.app[CONTROL].reset_messenger(request.match_info["messenger_id"])
+    services = request.app[SERVICES]
+    await services.reader.empty(request)
+    await services.control.reset_messenger(request.match_info["messenger_id"])
     return web.Response(status=204)
 
 
 async def get_clock(request: web.Request) -> web.StreamResponse:
     """The simulation clock."""
-    return json_response(request.app[CONTROL].clock_view())
+    return json_response(request.app[SERVICES].clockwork.view())
 
 
 async def set_clock(request: web.Request) -> web.StreamResponse:
     """Switch the clock's mode; simulation time continues from where it stands."""
-    body = await read_model(request, ClockSet)
-    return json_response(await request.app[CONTROL].set_clock(body.mode, body.scale))
+    services = request.app[SERVICES]
+    body = await services.reader.model(request, ClockSet)
+    return json_response(await services.clockwork.set_mode(body.mode, body.scale))
 
 
 async def advance_clock(request: web.Request) -> web.StreamResponse:
     """Move the clock forward; everything that became due fires before the response."""
-    body = await read_model(request, ClockAdvance)
-    control = request.app[CONTROL]
-    fired, in_flight = await control.advance(int(body.by.total_seconds() * 1000))
-    view = control.clock_view()
-    return json_response(
-        ClockAdvanced(
-            now=view.now,
-            mode=view.mode,
-            scale=view.scale,
-            fired=fired,
-            webhooks_in_flight=in_flight,
-        )
-    )
+    services = request.app[SERVICES]
+    body = await services.reader.model(request, ClockAdvance)
+    return json_response(await services.clockwork.advance(int(body.by.total_seconds() * 1000)))
 
 
 async def reset(request: web.Request) -> web.StreamResponse:
     """Clear flow state and runtime rules; restore the fixture's subscribers and rules."""
-    await read_empty(request)
-    await request.app[CONTROL].reset()
+    services = request.app[SERVICES]
+    await services.reader.empty(request)
+    await services.control.reset()
     return web.Response(status=204)
 
 

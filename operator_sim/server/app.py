@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
@@ -22,41 +23,32 @@ from operator_sim.server import (
     service_api,
 )
 from operator_sim.server.auth import Authenticator
+from operator_sim.server.clockwork import Clockwork
+from operator_sim.server.codes import Codes
 from operator_sim.server.control import Control
+from operator_sim.server.deliveries import Deliveries
 from operator_sim.server.endpoints import add_routes
-from operator_sim.server.flow import Flow
-from operator_sim.server.keys import (
-    AUTH,
-    CLOCK,
-    CONTROL,
-    DATABASE,
-    FEED,
-    FIXTURE,
-    FLOW,
-    LIFECYCLE,
-    LIMITS,
-    METRICS,
-    OPENAPI,
-    READY,
-    SCHEDULER,
-    SETTINGS,
-    WAITERS,
-    WEBHOOK_POLICY,
-    WEBHOOKS,
-)
-from operator_sim.server.lifecycle import Feed, Lifecycle
+from operator_sim.server.feed import Feed
+from operator_sim.server.identification import Identification
+from operator_sim.server.journal import Journal
 from operator_sim.server.limits import Limits
+from operator_sim.server.messengers import Messengers
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.openapi import build_openapi
+from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Outbox
-from operator_sim.server.parsing import BULK_BODY_LIMIT
+from operator_sim.server.parsing import BULK_BODY_LIMIT, Reader
 from operator_sim.server.problems import http_middleware
+from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
+from operator_sim.server.services import SERVICES, Services
+from operator_sim.server.subscribers import Subscribers
 from operator_sim.server.waiters import Waiters
+from operator_sim.server.wakeups import Wakeup
 from operator_sim.server.webhooks import WebhookWorker
 from operator_sim.settings import Settings
-from operator_sim.store import catalog, open_database
+from operator_sim.store import Database, meta, open_database
 from operator_sim.store.lock import ServeLock
 
 log = structlog.get_logger("operator_sim.app")
@@ -69,7 +61,6 @@ ENDPOINTS = (
     + service_api.ENDPOINTS
     + docs_api.ENDPOINTS
 )
-
 
 MIN_ADMIN_TOKEN_OFF_LOOPBACK = 16
 """Characters an admin token needs when the server is reachable from other hosts."""
@@ -106,12 +97,108 @@ def _seed(settings: Settings, fixture: LoadedFixture) -> int:
     return fixture.fixture.seed if fixture.fixture.seed is not None else 1801
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What ``create_app`` checks and builds before anything is opened."""
+
+    settings: Settings
+    fixture: LoadedFixture
+    clock_override: SimClock | None
+    admin_token: str
+    admin_is_demo: bool
+    policy: WebhookPolicy
+    openapi: bytes
+    metrics: Metrics
+    waiters: Waiters
+
+
+async def _open_clock(db: Database, prepared: _Prepared) -> SimClock:
+    if prepared.clock_override is not None:
+        clock = prepared.clock_override
+    else:
+        stored = await db.read(meta.load_clock)
+        mode, scale = prepared.settings.clock_mode
+        clock = SimClock(mode, scale) if stored is None else SimClock.resume(stored)
+        clock.set_mode(mode, scale)
+    state = clock.state()
+    await db.run(lambda conn: meta.save_clock(conn, state))
+    return clock
+
+
+def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
+    """The object graph. Wake-up calls are made first and handed to both of their ends."""
+    settings, fixture = prepared.settings, prepared.fixture
+    metrics, waiters = prepared.metrics, prepared.waiters
+    scheduled_work, webhook_work = Wakeup(), Wakeup()
+    ready = asyncio.Event()
+    operators = Operators(db)
+    rulebook = Rulebook(db, metrics, operators, seed=_seed(settings, fixture))
+    outbox = Outbox(waiters, metrics, webhook_work)
+    identification = Identification(
+        db,
+        clock,
+        operators,
+        rulebook,
+        outbox,
+        metrics,
+        waiters,
+        scheduled_work,
+        default_answer_delay=fixture.fixture.default_answer_delay,
+        journal_cap=settings.journal_cap,
+    )
+    scheduler = Scheduler(clock, identification, metrics, scheduled_work)
+    auth = Authenticator(
+        db,
+        admin_token=prepared.admin_token,
+        admin_is_demo=prepared.admin_is_demo,
+        demo_allowed=settings.loopback,
+    )
+    webhooks = WebhookWorker(
+        db,
+        clock,
+        metrics,
+        webhook_work,
+        timeout=settings.webhook_timeout,
+        per_messenger=settings.webhook_concurrency,
+        policy=prepared.policy,
+    )
+    return Services(
+        settings=settings,
+        fixture=fixture,
+        clock=clock,
+        db=db,
+        metrics=metrics,
+        waiters=waiters,
+        ready=ready,
+        openapi=prepared.openapi,
+        reader=Reader(client_timeout=settings.client_timeout, max_wait=settings.max_wait),
+        limits=Limits(settings),
+        auth=auth,
+        operators=operators,
+        rulebook=rulebook,
+        identification=identification,
+        codes=Codes(db, clock, operators),
+        subscribers=Subscribers(db, clock, operators, outbox),
+        messengers=Messengers(db, clock, prepared.policy, webhook_work),
+        journal=Journal(db),
+        feed=Feed(db, clock, operators, waiters, metrics),
+        deliveries=Deliveries(db, clock, webhook_work),
+        webhooks=webhooks,
+        scheduler=scheduler,
+        # One attempt's timeout, and a little for its outcome to be recorded.
+        clockwork=Clockwork(
+            db, clock, scheduler, webhooks, webhook_wait=settings.webhook_timeout + 0.5
+        ),
+        control=Control(db, clock, fixture, operators, rulebook, scheduler, auth, ready),
+    )
+
+
 def _resources(
-    clock_override: SimClock | None, admin_token: str, admin_is_demo: bool
+    prepared: _Prepared,
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        settings = app[SETTINGS]
+        settings = prepared.settings
         lock = ServeLock(settings.db)
         lock.acquire()
         try:
@@ -120,99 +207,38 @@ def _resources(
             lock.release()
             raise
         try:
-            async with db.read() as conn:
-                stored = await catalog.load_clock(conn)
-            if clock_override is not None:
-                clock = clock_override
-            else:
-                mode, scale = settings.clock_mode
-                clock = SimClock(mode, scale) if stored is None else SimClock.resume(stored)
-                clock.set_mode(mode, scale)
-            async with db.write() as conn:
-                await catalog.save_clock(conn, clock.state())
-
-            metrics, waiters = app[METRICS], app[WAITERS]
-            scheduler_ref: list[Scheduler] = []
-            outbox = Outbox(waiters, metrics)
-            flow = Flow(
-                db,
-                clock,
-                app[FIXTURE],
-                metrics,
-                waiters,
-                outbox,
-                lambda: scheduler_ref[0].wake(),
-                journal_cap=settings.journal_cap,
-                seed=_seed(settings, app[FIXTURE]),
+            clock = await _open_clock(db, prepared)
+            services = _build(prepared, db, clock)
+            await services.control.apply_fixture()
+            app[SERVICES] = services
+            task = asyncio.create_task(services.scheduler.run(), name="operator-sim-scheduler")
+            webhook_task = asyncio.create_task(
+                services.webhooks.run(), name="operator-sim-webhooks"
             )
-            scheduler = Scheduler(db, clock, flow, metrics)
-            scheduler_ref.append(scheduler)
-            auth = Authenticator(
-                db,
-                admin_token=admin_token,
-                admin_is_demo=admin_is_demo,
-                demo_allowed=settings.loopback,
-            )
-            webhooks = WebhookWorker(
-                db,
-                clock,
-                metrics,
-                timeout=settings.webhook_timeout,
-                per_messenger=settings.webhook_concurrency,
-                policy=app[WEBHOOK_POLICY],
-            )
-            outbox.on_webhook_work(webhooks.wake)
-            control = Control(
-                db,
-                clock,
-                app[FIXTURE],
-                flow,
-                scheduler,
-                auth,
-                webhooks,
-                app[WEBHOOK_POLICY],
-                # One attempt's timeout, and a little for its outcome to be recorded.
-                webhook_wait=settings.webhook_timeout + 0.5,
-            )
-            await control.apply_fixture()
-            await flow.load_operators()
-            app[DATABASE], app[CLOCK], app[FLOW] = db, clock, flow
-            app[SCHEDULER], app[AUTH], app[CONTROL] = scheduler, auth, control
-            app[LIFECYCLE] = Lifecycle(db, clock, flow, outbox)
-            app[FEED] = Feed(db, clock, waiters, metrics)
-            app[WEBHOOKS] = webhooks
-
-            task = asyncio.create_task(scheduler.run(), name="operator-sim-scheduler")
-            webhook_task = asyncio.create_task(webhooks.run(), name="operator-sim-webhooks")
-            app[READY].set()
+            services.ready.set()
             log.info(
                 "started",
                 db=str(settings.db),
-                fixture=app[FIXTURE].path,
+                fixture=prepared.fixture.path,
                 clock=clock.mode,
                 scale=clock.scale,
-                demo_admin_token=admin_is_demo,
+                demo_admin_token=prepared.admin_is_demo,
             )
             try:
                 yield
             finally:
-                app[READY].clear()
+                services.ready.clear()
                 for background in (task, webhook_task):
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await background
-                async with db.write() as conn:
-                    await catalog.save_clock(conn, clock.state())
+                await services.clockwork.save()
         finally:
             await db.close()
             lock.release()
             log.info("stopped")
 
     return ctx
-
-
-async def _release_waiters(app: web.Application) -> None:
-    app[WAITERS].release_all()
 
 
 def create_app(
@@ -228,23 +254,30 @@ def create_app(
     """
     loaded = fixture or load_fixture(settings.fixture)
     admin_token, admin_is_demo = _admin_token(settings, loaded)
+    prepared = _Prepared(
+        settings=settings,
+        fixture=loaded,
+        clock_override=clock,
+        admin_token=admin_token,
+        admin_is_demo=admin_is_demo,
+        policy=WebhookPolicy.from_settings(
+            settings.webhook_allowed_hosts, settings.webhook_allow_net
+        ),
+        openapi=render_openapi(
+            build_openapi(ENDPOINTS, operator_ids=[op.id for op in loaded.fixture.operators])
+        ),
+        metrics=Metrics(),
+        waiters=Waiters(),
+    )
     app = web.Application(
-        middlewares=[http_middleware],
+        middlewares=[http_middleware(prepared.metrics, max_header_size=settings.max_header_size)],
         client_max_size=BULK_BODY_LIMIT,
     )
-    app[SETTINGS] = settings
-    app[FIXTURE] = loaded
-    app[METRICS] = Metrics()
-    app[WAITERS] = Waiters()
-    app[LIMITS] = Limits(settings)
-    app[READY] = asyncio.Event()
-    app[WEBHOOK_POLICY] = WebhookPolicy.from_settings(
-        settings.webhook_allowed_hosts, settings.webhook_allow_net
-    )
-    app[OPENAPI] = render_openapi(
-        build_openapi(ENDPOINTS, operator_ids=[op.id for op in loaded.fixture.operators])
-    )
     add_routes(app, ENDPOINTS)
-    app.cleanup_ctx.append(_resources(clock, admin_token, admin_is_demo))
-    app.on_shutdown.append(_release_waiters)
+    app.cleanup_ctx.append(_resources(prepared))
+
+    async def release_waiters(_app: web.Application) -> None:
+        prepared.waiters.release_all()
+
+    app.on_shutdown.append(release_waiters)
     return app

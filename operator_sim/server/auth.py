@@ -7,8 +7,8 @@ import hmac
 from aiohttp import web
 
 from operator_sim.errors import Unauthorized
-from operator_sim.store import Database, catalog
-from operator_sim.store.catalog import MessengerAuth, hash_secret
+from operator_sim.store import Database, messengers
+from operator_sim.store.messengers import MessengerAuth, hash_secret
 
 
 def bearer_token(request: web.Request) -> str:
@@ -57,8 +57,9 @@ class Authenticator:
         key_hash = hash_secret(bearer_token(request))
         found = self._messengers.get(key_hash)
         if found is None:
-            async with self._db.read() as conn:
-                found = await catalog.messenger_by_key_hash(conn, key_hash)
+            found = await self._db.read(
+                lambda conn: messengers.messenger_by_key_hash(conn, key_hash)
+            )
             if found is None or not hmac.compare_digest(found.api_key_hash, key_hash):
                 raise Unauthorized("unknown API key")
             self._messengers[key_hash] = found

@@ -10,7 +10,8 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from operator_sim.server.keys import AUTH, LIMITS, MESSENGER_ID
+from operator_sim.server.context import MESSENGER_ID
+from operator_sim.server.services import SERVICES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["messenger", "admin", "none"]
@@ -71,15 +72,16 @@ def _guarded(endpoint: Endpoint) -> Handler:
 
         @functools.wraps(handler)
         async def admin_only(request: web.Request) -> web.StreamResponse:
-            request.app[AUTH].check_admin(request)
+            request.app[SERVICES].auth.check_admin(request)
             return await handler(request)
 
         return admin_only
 
     @functools.wraps(handler)
     async def messenger_only(request: web.Request) -> web.StreamResponse:
-        request[MESSENGER_ID] = await request.app[AUTH].messenger(request)
-        return await request.app[LIMITS].guard(request, handler)
+        services = request.app[SERVICES]
+        request[MESSENGER_ID] = await services.auth.messenger(request)
+        return await services.limits.guard(request, handler)
 
     return messenger_only
 

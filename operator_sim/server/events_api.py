@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from operator_sim import errors
-from operator_sim.domain.delivery import CURSOR_PATTERN, decode_cursor
+from operator_sim.domain.delivery import CURSOR_PATTERN
+from operator_sim.server.context import MESSENGER_ID
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.keys import CLOCK, DATABASE, FEED, FLOW, LIFECYCLE, MESSENGER_ID, WEBHOOKS
-from operator_sim.server.parsing import (
-    path_msisdn,
-    prefer_wait,
-    query_id,
-    query_int,
-    query_text,
-    read_empty,
-    read_model,
-)
-from operator_sim.store import events as store
+from operator_sim.server.parsing import path_msisdn, query_id, query_int, query_text
+from operator_sim.server.services import SERVICES
 from operator_sim.wire import (
     MAX_WAIT_SECONDS,
     Delivery,
@@ -32,23 +23,13 @@ _ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 
 async def list_events(request: web.Request) -> web.StreamResponse:
     """This messenger's events from this operator, after a cursor; long-polls when asked."""
-    operator_id = request.match_info["operator_id"]
-    request.app[FLOW].check_operator(operator_id)
-    raw_after = query_text(request, "after")
-    after = 0
-    if raw_after is not None:
-        decoded = decode_cursor(raw_after)
-        if decoded is None:
-            raise errors.ValidationFailed(
-                "after is not a cursor this feed returned",
-                errors=[{"loc": ["query", "after"], "msg": "unknown cursor"}],
-            )
-        after = decoded
+    services = request.app[SERVICES]
+    after = query_text(request, "after")
     limit = query_int(request, "limit", default=100, low=1, high=1000)
-    wait = prefer_wait(request)
-    body = await request.app[FEED].page(
+    wait = services.reader.prefer_wait(request)
+    body = await services.feed.page(
         messenger_id=request[MESSENGER_ID],
-        operator_id=operator_id,
+        operator_id=request.match_info["operator_id"],
         after=after,
         limit=limit,
         wait=wait,
@@ -59,41 +40,35 @@ async def list_events(request: web.Request) -> web.StreamResponse:
 
 async def terminate(request: web.Request) -> web.StreamResponse:
     """End a subscriber's contract and notify every messenger holding a code."""
+    services = request.app[SERVICES]
     msisdn = path_msisdn(request)
-    await read_empty(request)
-    return json_response(await request.app[LIFECYCLE].terminate(msisdn))
+    await services.reader.empty(request)
+    return json_response(await services.subscribers.terminate(msisdn))
 
 
 async def port(request: web.Request) -> web.StreamResponse:
     """Port a number to another operator and notify every messenger holding a code."""
+    services = request.app[SERVICES]
     msisdn = path_msisdn(request)
-    body = await read_model(request, PortRequest)
-    return json_response(await request.app[LIFECYCLE].port(msisdn, body.to_operator_id))
+    body = await services.reader.model(request, PortRequest)
+    return json_response(await services.subscribers.port(msisdn, body.to_operator_id))
 
 
 async def list_deliveries(request: web.Request) -> web.StreamResponse:
     """Every event with its delivery on both channels, newest first."""
     messenger_id = query_id(request, "messenger_id")
     limit = query_int(request, "limit", default=1000, low=1, high=10_000)
-    async with request.app[DATABASE].read() as conn:
-        deliveries = await store.list_deliveries(
-            conn, messenger_id=messenger_id, event_id=None, limit=limit
-        )
+    deliveries = await request.app[SERVICES].deliveries.list_deliveries(
+        messenger_id=messenger_id, limit=limit
+    )
     return json_response(DeliveryList(deliveries=deliveries))
 
 
 async def replay_delivery(request: web.Request) -> web.StreamResponse:
     """Start the webhook attempts of an event again, from now."""
-    await read_empty(request)
-    event_id = request.match_info["event_id"]
-    async with request.app[DATABASE].write() as conn:
-        if not await store.event_exists(conn, event_id):
-            raise errors.NotFound(kind="event", ident=event_id)
-        if not await store.replay_webhook(conn, event_id, request.app[CLOCK].now_ms()):
-            raise errors.Conflict("this event's messenger has no webhook_url to deliver to")
-        found = await store.list_deliveries(conn, messenger_id=None, event_id=event_id, limit=1)
-    request.app[WEBHOOKS].wake()
-    return json_response(found[0], 202)
+    services = request.app[SERVICES]
+    await services.reader.empty(request)
+    return json_response(await services.deliveries.replay(request.match_info["event_id"]), 202)
 
 
 ENDPOINTS = (

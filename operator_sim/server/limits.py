@@ -26,7 +26,7 @@ from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.domain.limits import RatePolicy, parse_rate_limits
-from operator_sim.server.keys import MESSENGER_ID
+from operator_sim.server.context import MESSENGER_ID
 from operator_sim.server.parsing import prefer_wait
 from operator_sim.settings import Settings
 
@@ -79,6 +79,7 @@ class Limits:
     def __init__(self, settings: Settings, *, now: Clock = time.monotonic) -> None:
         self._policies = parse_rate_limits(settings.rate_limits)
         self._max_long_polls = settings.max_long_polls
+        self._max_wait = settings.max_wait
         self._enumeration_quota = settings.enumeration_quota
         self._enumeration_window = settings.enumeration_window
         self._now = now
@@ -128,7 +129,7 @@ class Limits:
         messenger_id = request[MESSENGER_ID]
         policy = self.policy(messenger_id)
         headers: Mapping[str, str] = {} if policy is None else self._take(messenger_id, policy)
-        long_poll = prefer_wait(request) > 0
+        long_poll = prefer_wait(request, cap=self._max_wait) > 0
         if long_poll:
             if self._parked[messenger_id] >= self._max_long_polls:
                 log.warning(

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from operator_sim.server.context import MESSENGER_ID
 from operator_sim.server.endpoints import Endpoint, Param, json_response, raw_json_response
-from operator_sim.server.keys import FLOW, LIMITS, MESSENGER_ID, WAITERS
-from operator_sim.server.parsing import (
-    idempotency_key,
-    path_msisdn,
-    prefer_wait,
-    read_model,
-)
-from operator_sim.server.waiters import wait_for
+from operator_sim.server.parsing import idempotency_key, path_msisdn
+from operator_sim.server.services import SERVICES
 from operator_sim.store.requests import StoredRequest
 from operator_sim.wire import (
     MAX_WAIT_SECONDS,
@@ -39,29 +34,6 @@ _IDEMPOTENCY = Param(
 )
 
 
-def _operator(request: web.Request) -> str:
-    operator_id = request.match_info["operator_id"]
-    request.app[FLOW].check_operator(operator_id)
-    return operator_id
-
-
-async def _settled(request: web.Request, req: StoredRequest, seconds: int) -> StoredRequest:
-    """Hold until the request leaves ``pending`` or ``seconds`` pass."""
-    if seconds <= 0 or req.status != "pending":
-        return req
-    flow = request.app[FLOW]
-    async with request.app[WAITERS].watch(req.id) as event:
-        current = await flow.get_request(
-            messenger_id=req.messenger_id, operator_id=req.operator_id, request_id=req.id
-        )
-        if current.status != "pending":
-            return current
-        await wait_for(event, seconds)
-    return await flow.get_request(
-        messenger_id=req.messenger_id, operator_id=req.operator_id, request_id=req.id
-    )
-
-
 def _request_headers(req: StoredRequest, wait: int) -> dict[str, str]:
     headers = {"Location": f"/operators/{req.operator_id}/v1/identification-requests/{req.id}"}
     if wait:
@@ -71,34 +43,34 @@ def _request_headers(req: StoredRequest, wait: int) -> dict[str, str]:
 
 async def create_identification_request(request: web.Request) -> web.StreamResponse:
     """Ask the operator whether it holds information on the number's subscriber."""
-    operator_id = _operator(request)
+    services = request.app[SERVICES]
     key = idempotency_key(request)
-    body = await read_model(request, IdentificationRequestCreate)
-    request.app[LIMITS].check_enumeration(request[MESSENGER_ID], body.msisdn)
-    wait = prefer_wait(request)
-    created = await request.app[FLOW].create_request(
+    body = await services.reader.model(request, IdentificationRequestCreate)
+    services.limits.check_enumeration(request[MESSENGER_ID], body.msisdn)
+    wait = services.reader.prefer_wait(request)
+    created = await services.identification.create(
         messenger_id=request[MESSENGER_ID],
-        operator_id=operator_id,
+        operator_id=request.match_info["operator_id"],
         msisdn=body.msisdn,
         idempotency_key=key,
+        wait=wait,
     )
-    req = await _settled(request, created.request, wait)
-    headers = _request_headers(req, wait)
+    headers = _request_headers(created.request, wait)
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return raw_json_response(req.to_json(), 201, headers)
+    return raw_json_response(created.request.to_json(), 201, headers)
 
 
 async def get_identification_request(request: web.Request) -> web.StreamResponse:
     """Read one of this messenger's requests."""
-    operator_id = _operator(request)
-    wait = prefer_wait(request)
-    req = await request.app[FLOW].get_request(
+    services = request.app[SERVICES]
+    wait = services.reader.prefer_wait(request)
+    req = await services.identification.get(
         messenger_id=request[MESSENGER_ID],
-        operator_id=operator_id,
+        operator_id=request.match_info["operator_id"],
         request_id=request.match_info["request_id"],
+        wait=wait,
     )
-    req = await _settled(request, req, wait)
     headers = _request_headers(req, wait)
     del headers["Location"]
     return raw_json_response(req.to_json(), 200, headers)
@@ -106,11 +78,11 @@ async def get_identification_request(request: web.Request) -> web.StreamResponse
 
 async def register_code(request: web.Request) -> web.StreamResponse:
     """Register the messenger's identification code for a timely ``present``."""
-    operator_id = _operator(request)
-    body = await read_model(request, IdentificationCodeCreate)
-    code, created = await request.app[FLOW].register_code(
+    services = request.app[SERVICES]
+    body = await services.reader.model(request, IdentificationCodeCreate)
+    code, created = await services.codes.register(
         messenger_id=request[MESSENGER_ID],
-        operator_id=operator_id,
+        operator_id=request.match_info["operator_id"],
         request_id=body.request_id,
         code=body.code,
     )
@@ -119,9 +91,10 @@ async def register_code(request: web.Request) -> web.StreamResponse:
 
 async def delete_code(request: web.Request) -> web.StreamResponse:
     """Forget a code: the user left the messenger."""
-    operator_id = _operator(request)
-    await request.app[FLOW].delete_code(
-        messenger_id=request[MESSENGER_ID], operator_id=operator_id, code=request.match_info["code"]
+    await request.app[SERVICES].codes.delete(
+        messenger_id=request[MESSENGER_ID],
+        operator_id=request.match_info["operator_id"],
+        code=request.match_info["code"],
     )
     return web.Response(status=204)
 
@@ -129,7 +102,7 @@ async def delete_code(request: web.Request) -> web.StreamResponse:
 async def get_routing(request: web.Request) -> web.StreamResponse:
     """Which operator serves a number (the portability database)."""
     msisdn = path_msisdn(request)
-    return json_response(await request.app[FLOW].route(msisdn))
+    return json_response(await request.app[SERVICES].operators.route(msisdn))
 
 
 ENDPOINTS = (

@@ -7,16 +7,16 @@ long-polls woken and the webhook worker told there is work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import aiosqlite
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.ids import new_id
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.waiters import Waiters
-from operator_sim.store import events as store
+from operator_sim.server.wakeups import Wakeup
+from operator_sim.store import Conn, messengers
+from operator_sim.store import outbox as outbox_table
 from operator_sim.wire import (
     NOTIFY_WINDOW,
     ContractTerminatedEvent,
@@ -61,18 +61,14 @@ class Emitted:
 class Outbox:
     """Builds events, writes them in the caller's transaction, announces them after commit."""
 
-    def __init__(self, waiters: Waiters, metrics: Metrics) -> None:
+    def __init__(self, waiters: Waiters, metrics: Metrics, webhook_work: Wakeup) -> None:
         self._waiters = waiters
         self._metrics = metrics
-        self._wake_webhooks: Callable[[], None] = lambda: None
-
-    def on_webhook_work(self, wake: Callable[[], None]) -> None:
-        """Tell the outbox how to wake the webhook worker."""
-        self._wake_webhooks = wake
+        self._webhook_work = webhook_work
 
     async def emit_answered(
         self,
-        conn: aiosqlite.Connection,
+        conn: Conn,
         *,
         messenger_id: str,
         operator_id: str,
@@ -97,7 +93,7 @@ class Outbox:
 
     async def emit_lifecycle(
         self,
-        conn: aiosqlite.Connection,
+        conn: Conn,
         *,
         kind: str,
         messenger_id: str,
@@ -126,7 +122,7 @@ class Outbox:
 
     async def _write(
         self,
-        conn: aiosqlite.Connection,
+        conn: Conn,
         messenger_id: str,
         operator_id: str,
         type_: str,
@@ -136,8 +132,8 @@ class Outbox:
     ) -> Emitted:
         # Read in the unit, not cached: the URL can change (PATCH), and the change and this
         # event are ordered by their transactions.
-        url = await store.messenger_webhook_url(conn, messenger_id)
-        await store.insert_event(
+        url = await messengers.webhook_url(conn, messenger_id)
+        await outbox_table.insert_event(
             conn,
             event_id=event_id,
             messenger_id=messenger_id,
@@ -158,4 +154,4 @@ class Outbox:
             self._waiters.notify(feed_key(e.messenger_id, e.operator_id))
             webhook = webhook or e.webhook
         if webhook:
-            self._wake_webhooks()
+            self._webhook_work.wake()

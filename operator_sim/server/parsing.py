@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,7 +15,6 @@ from pydantic import BaseModel, ValidationError
 
 from operator_sim import errors
 from operator_sim.domain.webhook_targets import listening_pairs
-from operator_sim.server.keys import SETTINGS
 from operator_sim.wire import ID_PATTERN, MAX_WAIT_SECONDS, is_msisdn
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,7 +66,7 @@ def _too_large(limit: int) -> errors.PayloadTooLarge:
     return errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
 
 
-async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
+async def _read(request: web.Request, limit: int, patience: float) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     # Read at most limit + 1 bytes, as they arrive: a gzip body is inflated by aiohttp
@@ -76,7 +76,7 @@ async def _read(request: web.Request, limit: int = BODY_LIMIT) -> bytes:
         if stream.is_eof():  # the whole body has arrived (the usual case): no timer needed
             raw = _read_arrived(stream, limit)
         else:
-            raw = await _read_arriving(stream, limit, request.app[SETTINGS].client_timeout)
+            raw = await _read_arriving(stream, limit, patience)
     except RequestPayloadError as exc:
         raise _unreadable(exc) from None
     if len(raw) > limit:
@@ -124,48 +124,56 @@ def _unreadable(exc: RequestPayloadError) -> errors.UnreadableBody:
     return errors.UnreadableBody("the body could not be read (malformed transfer encoding)")
 
 
-async def read_model(request: web.Request, model: type[M], *, limit: int = BODY_LIMIT) -> M:
-    """Parse and validate a JSON object body of at most ``limit`` bytes."""
-    _require_json(request)
-    raw = await _read(request, limit)
-    if not raw.strip():
-        raise errors.InvalidJson("the body is empty; send a JSON object")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise translate_validation(exc) from None
+class Reader:
+    """Reads request bodies and ``Prefer: wait`` within the server's settings."""
+
+    def __init__(self, *, client_timeout: float, max_wait: int) -> None:
+        self._patience = client_timeout
+        self._max_wait = max_wait
+
+    async def model(self, request: web.Request, model: type[M], *, limit: int = BODY_LIMIT) -> M:
+        """Parse and validate a JSON object body of at most ``limit`` bytes."""
+        _require_json(request)
+        raw = await _read(request, limit, self._patience)
+        if not raw.strip():
+            raise errors.InvalidJson("the body is empty; send a JSON object")
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise translate_validation(exc) from None
+
+    async def empty(self, request: web.Request) -> None:
+        """Accept an empty body, or ``{}`` sent as JSON, for calls that take no input."""
+        raw = await _read(request, BODY_LIMIT, self._patience)
+        if not raw.strip():
+            return
+        _require_json(request)
+        if raw.strip() == b"{}":
+            return
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise errors.InvalidJson("the body is not valid JSON") from None
+        raise errors.ValidationFailed(
+            "this call takes no input: send no body or {}"
+            if isinstance(data, dict)
+            else "the body must be a JSON object"
+        )
+
+    def prefer_wait(self, request: web.Request) -> int:
+        """Seconds asked for with ``Prefer: wait=N``, capped by the server's ``max_wait``."""
+        return prefer_wait(request, cap=self._max_wait)
 
 
-async def read_empty(request: web.Request) -> None:
-    """Accept an empty body, or ``{}`` sent as JSON, for calls that take no input."""
-    raw = await _read(request)
-    if not raw.strip():
-        return
-    _require_json(request)
-    if raw.strip() == b"{}":
-        return
-    try:
-        import json
-
-        data = json.loads(raw)
-    except ValueError:
-        raise errors.InvalidJson("the body is not valid JSON") from None
-    raise errors.ValidationFailed(
-        "this call takes no input: send no body or {}"
-        if isinstance(data, dict)
-        else "the body must be a JSON object"
-    )
-
-
-def prefer_wait(request: web.Request) -> int:
-    """Seconds asked for with ``Prefer: wait=N`` (RFC 7240), capped by ``max_wait``; 0 if absent."""
+def prefer_wait(request: web.Request, *, cap: int = MAX_WAIT_SECONDS) -> int:
+    """Seconds asked for with ``Prefer: wait=N`` (RFC 7240), at most ``cap``; 0 if absent."""
     values = request.headers.getall("Prefer", None)
     if not values:
         return 0
     match = _PREFER_WAIT_RE.search(",".join(values))
     if not match:
         return 0
-    return min(int(match.group(1)), MAX_WAIT_SECONDS, request.app[SETTINGS].max_wait)
+    return min(int(match.group(1)), MAX_WAIT_SECONDS, cap)
 
 
 def idempotency_key(request: web.Request) -> str | None:

@@ -16,10 +16,12 @@ from http import HTTPStatus
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from operator_sim import errors
 from operator_sim.logs import CURRENT_REQUEST_ID, is_enabled
-from operator_sim.server.keys import MESSENGER_ID, METRICS, REQUEST_ID, SETTINGS
+from operator_sim.server.context import MESSENGER_ID, REQUEST_ID
+from operator_sim.server.metrics import Metrics
 from operator_sim.wire import Problem
 
 log = structlog.get_logger("operator_sim.http")
@@ -28,10 +30,6 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class DropConnection(Exception):
-    """Raised by a handler to close the connection without any response."""
 
 
 # Looked up along the exception's class hierarchy: the most specific class listed wins.
@@ -185,21 +183,20 @@ async def _answer_and_close(request: web.Request, response: web.StreamResponse) 
 
 def _problem_for(request: web.Request, exc: Exception) -> web.StreamResponse | None:
     """The response for an exception a handler raised; None for one to re-raise."""
+    if isinstance(exc, errors.DropConnection):
+        if request.transport is not None:
+            request.transport.abort()
+        return None
     if isinstance(exc, errors.OperatorSimError):
         return _from_domain(request, exc)
     if isinstance(exc, web.HTTPException):
         return _from_http(request, exc)
-    if isinstance(exc, DropConnection):
-        if request.transport is not None:
-            request.transport.abort()
-        return None
     log.exception("unhandled_error")
     return problem_response(request, 500, "internal_error", "internal error")
 
 
-def oversize_head_response(request: web.Request) -> web.Response | None:
+def oversize_head_response(request: web.Request, limit: int) -> web.Response | None:
     """414 for an oversize request target, 431 for an oversize header field; else None."""
-    limit = request.app[SETTINGS].max_header_size
     if len(request.raw_path) > limit:
         status, code = 414, "uri_too_long"
         detail = f"the request target is longer than {limit} bytes"
@@ -218,50 +215,56 @@ def _route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def http_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def http_middleware(metrics: Metrics, *, max_header_size: int) -> Middleware:
     """The one middleware: request id, limits on the request head, problem+json for every
     exception, and one canonical log line and metrics for every request.
 
     One layer rather than several: every layer costs each request a coroutine.
     """
-    given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID_RE.fullmatch(given) else f"req_{time.time_ns():x}"
-    request[REQUEST_ID] = request_id
-    started = time.perf_counter()
-    status = 500
-    # Each request runs in a task of its own (its own context), so the binding ends with it;
-    # it is reset anyway, for callers that run the middleware directly.
-    token = CURRENT_REQUEST_ID.set(request_id)
-    try:
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("X-Request-Id", "")
+        request_id = given if _REQUEST_ID_RE.fullmatch(given) else f"req_{time.time_ns():x}"
+        request[REQUEST_ID] = request_id
+        started = time.perf_counter()
+        status = 500
+        # Each request runs in a task of its own (its own context), so the binding ends
+        # with it; it is reset anyway, for callers that run the middleware directly.
+        token = CURRENT_REQUEST_ID.set(request_id)
         try:
-            response = oversize_head_response(request) or await handler(request)
-        except Exception as exc:
-            problem = _problem_for(request, exc)
-            if problem is None:
-                raise
-            response = problem
-            if isinstance(
-                exc, errors.PayloadTooLarge | errors.RequestTimeout | errors.UnreadableBody
-            ):
-                await _answer_and_close(request, problem)
-        status = response.status
-        response.headers["X-Request-Id"] = request_id
-        return response
-    except DropConnection:
-        status = 0
-        raise
-    except asyncio.CancelledError:
-        # The client went away (or the server is stopping) before an answer: nginx's 499,
-        # rather than a 500 that never happened.
-        status = 499
-        raise
-    finally:
-        elapsed = time.perf_counter() - started
-        route = _route_of(request)
-        request.app[METRICS].http_request(request.method, route, status, elapsed)
-        _access_log(request, request_id, route, status, elapsed)
-        CURRENT_REQUEST_ID.reset(token)
+            try:
+                response = oversize_head_response(request, max_header_size) or await handler(
+                    request
+                )
+            except Exception as exc:
+                problem = _problem_for(request, exc)
+                if problem is None:
+                    raise
+                response = problem
+                if isinstance(
+                    exc, errors.PayloadTooLarge | errors.RequestTimeout | errors.UnreadableBody
+                ):
+                    await _answer_and_close(request, problem)
+            status = response.status
+            response.headers["X-Request-Id"] = request_id
+            return response
+        except errors.DropConnection:
+            status = 0
+            raise
+        except asyncio.CancelledError:
+            # The client went away (or the server is stopping) before an answer: nginx's
+            # 499, rather than a 500 that never happened.
+            status = 499
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_of(request)
+            metrics.http_request(request.method, route, status, elapsed)
+            _access_log(request, request_id, route, status, elapsed)
+            CURRENT_REQUEST_ID.reset(token)
+
+    return middleware
 
 
 def _access_log(

@@ -8,15 +8,15 @@ has fired, in order, before the advance call returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from operator_sim.clock import SimClock
-from operator_sim.server.flow import Flow
+from operator_sim.server.identification import Identification
 from operator_sim.server.metrics import Metrics
-from operator_sim.store import Database
-from operator_sim.store import requests as store
+from operator_sim.server.wakeups import Wakeup
+
+__all__ = ["Scheduler"]
 
 log = structlog.get_logger("operator_sim.scheduler")
 
@@ -27,26 +27,27 @@ _ERROR_BACKOFF = 1.0
 class Scheduler:
     """Fires due answers and expiries; woken when work is added or the clock changes."""
 
-    def __init__(self, db: Database, clock: SimClock, flow: Flow, metrics: Metrics) -> None:
-        self._db = db
+    def __init__(
+        self, clock: SimClock, identification: Identification, metrics: Metrics, work: Wakeup
+    ) -> None:
         self._clock = clock
-        self._flow = flow
+        self._identification = identification
         self._metrics = metrics
-        self._wake = asyncio.Event()
+        self._work = work
         self._fire_lock = asyncio.Lock()
         self.fired_total = 0
         """Answers and expiries fired since start, by whichever pass fired them."""
 
     def wake(self) -> None:
         """Re-read the next due time now (new work, or the clock changed)."""
-        self._wake.set()
+        self._work.wake()
 
     async def run_due(self) -> int:
         """Fire everything due at the current simulation time; returns how many fired."""
         total = 0
         async with self._fire_lock:
             while True:
-                fired = await self._flow.fire_due(self._clock.now_ms())
+                fired = await self._identification.fire_due(self._clock.now_ms())
                 total += fired
                 self.fired_total += fired
                 if fired == 0:
@@ -54,9 +55,8 @@ class Scheduler:
         return total
 
     async def _sleep_seconds(self) -> float | None:
-        async with self._db.read() as conn:
-            due = await store.next_due(conn)
-            self._metrics.scheduled_jobs.set(await store.count_jobs(conn))
+        due = await self._identification.next_due()
+        self._metrics.scheduled_jobs.set(await self._identification.scheduled())
         if due is None:
             return None
         return self._clock.real_seconds_until(due)
@@ -64,16 +64,11 @@ class Scheduler:
     async def run(self) -> None:
         """The background loop, until cancelled."""
         while True:
-            self._wake.clear()
+            self._work.clear()
             try:
                 await self.run_due()
                 seconds = await self._sleep_seconds()
             except Exception:
                 log.exception("scheduler_pass_failed")
                 seconds = _ERROR_BACKOFF
-            timeout = _MAX_SLEEP if seconds is None else min(seconds, _MAX_SLEEP)
-            # asyncio.timeout rather than wait_for: on 3.11, wait_for can lose a
-            # cancellation that races with the event, and shutdown would hang.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+            await self._work.wait(_MAX_SLEEP if seconds is None else min(seconds, _MAX_SLEEP))

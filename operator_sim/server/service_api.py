@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from operator_sim.server.endpoints import Endpoint, json_response
-from operator_sim.server.keys import DATABASE, METRICS, OPENAPI, READY
+from operator_sim.server.services import SERVICES
 from operator_sim.wire import Health
 
 
@@ -19,16 +19,14 @@ async def healthz(_request: web.Request) -> web.StreamResponse:
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     """The database is open and the fixture loaded."""
-    if not request.app[READY].is_set():
+    if not await request.app[SERVICES].control.ready():
         return json_response(Health(status="not_ready"), 503)
-    async with request.app[DATABASE].read() as conn, conn.execute("SELECT 1") as cur:
-        await cur.fetchone()
     return json_response(Health(status="ready"))
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     """Prometheus text format."""
-    body = generate_latest(request.app[METRICS].registry)
+    body = generate_latest(request.app[SERVICES].metrics.registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
@@ -36,7 +34,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 async def openapi(request: web.Request) -> web.StreamResponse:
     """This description."""
-    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+    return web.Response(body=request.app[SERVICES].openapi, content_type="application/json")
 
 
 ENDPOINTS = (

@@ -9,7 +9,6 @@ messenger: a slow receiver delays only its own messenger's deliveries. Retries f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import random
 from collections import defaultdict
@@ -25,48 +24,16 @@ from operator_sim.clock import SimClock, wall_time
 from operator_sim.domain.delivery import next_attempt_at, parse_retry_after
 from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.server.metrics import Metrics
-from operator_sim.store import Database
-from operator_sim.store import events as store
-from operator_sim.store.events import WebhookDue
+from operator_sim.server.wakeups import Wakeup
+from operator_sim.store import Database, messengers
+from operator_sim.store import outbox as outbox_table
+from operator_sim.store.outbox import AttemptRecord, WebhookDue
 
 log = structlog.get_logger("operator_sim.webhooks")
 
 _MAX_SLEEP = 30.0
 _BATCH = 500
 _RESPONSE_READ_LIMIT = 64 * 1024
-
-
-class _GroupCommit:
-    """Writes the outcomes of concurrent attempts in one transaction; each caller waits for it."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pending: list[tuple[store.AttemptRecord, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def submit(self, record: store.AttemptRecord) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self._db.write() as conn:
-                    await store.record_attempts(conn, [record for record, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
 
 
 def signed_headers(
@@ -90,6 +57,7 @@ class WebhookWorker:
         db: Database,
         clock: SimClock,
         metrics: Metrics,
+        work: Wakeup,
         *,
         timeout: float,
         per_messenger: int,
@@ -101,7 +69,7 @@ class WebhookWorker:
         self._timeout = timeout
         self._per_messenger = per_messenger
         self._policy = policy
-        self._wake = asyncio.Event()
+        self._work = work
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(self._per_messenger)
@@ -109,25 +77,18 @@ class WebhookWorker:
         self._signers: dict[str, Webhook] = {}
         self._rng = random.Random()  # jitter only; nothing depends on its sequence  # noqa: S311
         self._session: aiohttp.ClientSession | None = None
-        self._records = _GroupCommit(db)
 
     def wake(self) -> None:
         """Look for due attempts now (new events, a replay, or the clock moved)."""
-        self._wake.set()
+        self._work.wake()
 
     async def _signer(self, messenger_id: str) -> Webhook | None:
         signer = self._signers.get(messenger_id)
         if signer is None:
-            async with (
-                self._db.read() as conn,
-                conn.execute(
-                    "SELECT webhook_secret FROM messengers WHERE id = ?", (messenger_id,)
-                ) as cur,
-            ):
-                row = await cur.fetchone()
-            if row is None:
+            secret = await self._db.read(lambda conn: messengers.webhook_secret(conn, messenger_id))
+            if secret is None:
                 return None
-            signer = self._signers[messenger_id] = Webhook(row[0])
+            signer = self._signers[messenger_id] = Webhook(secret)
         return signer
 
     def _dispatch(self, due: Sequence[WebhookDue]) -> None:
@@ -142,13 +103,11 @@ class WebhookWorker:
         self._inflight.pop(event_id, None)
         # Refill when half the batch is done, not after every attempt: each pass queries.
         if len(self._inflight) <= _BATCH // 2:
-            self._wake.set()
+            self._work.wake()
 
     async def _due(self) -> list[WebhookDue]:
-        async with self._db.read() as conn:
-            return await store.due_webhooks(
-                conn, self._clock.now_ms(), _BATCH + len(self._inflight)
-            )
+        now, limit = self._clock.now_ms(), _BATCH + len(self._inflight)
+        return await self._db.read(lambda conn: outbox_table.due_webhooks(conn, now, limit))
 
     async def drain(self, wait_s: float) -> int:
         """Start every attempt that is due now; wait up to ``wait_s`` seconds for them.
@@ -215,18 +174,18 @@ class WebhookWorker:
                     rng=self._rng,
                 )
             )
-            await self._records.submit(
-                store.AttemptRecord(
-                    event_id=item.event_id,
-                    attempt=item.attempt,
-                    base=item.base,
-                    at=at,
-                    status=status,
-                    error=error if not delivered else None,
-                    delivered=delivered,
-                    next_at=next_at,
-                )
+            # Concurrent attempts' records share the database's batches: one commit for many.
+            record = AttemptRecord(
+                event_id=item.event_id,
+                attempt=item.attempt,
+                base=item.base,
+                at=at,
+                status=status,
+                error=error if not delivered else None,
+                delivered=delivered,
+                next_at=next_at,
             )
+            await self._db.run(lambda conn: outbox_table.record_attempts(conn, [record]))
         outcome = "delivered" if delivered else ("retry" if next_at is not None else "failed")
         self._metrics.webhook_attempts.labels(outcome).inc()
         if delivered and at > item.deliver_by:
@@ -242,8 +201,8 @@ class WebhookWorker:
         )
 
     async def _sleep_seconds(self) -> float | None:
-        async with self._db.read() as conn:
-            due = await store.next_webhook_due(conn, skip=self._inflight.keys())
+        skip = set(self._inflight)
+        due = await self._db.read(lambda conn: outbox_table.next_webhook_due(conn, skip=skip))
         return None if due is None else self._clock.real_seconds_until(due)
 
     async def run(self) -> None:
@@ -254,17 +213,14 @@ class WebhookWorker:
         )
         try:
             while True:
-                self._wake.clear()
+                self._work.clear()
                 try:
                     self._dispatch(await self._due())
                     seconds = await self._sleep_seconds()
                 except Exception:
                     log.exception("webhook_pass_failed")
                     seconds = 1.0
-                timeout = _MAX_SLEEP if seconds is None else min(max(seconds, 0.0), _MAX_SLEEP)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await self._wake.wait()
+                await self._work.wait(_MAX_SLEEP if seconds is None else min(seconds, _MAX_SLEEP))
         finally:
             tasks = list(self._inflight.values())
             for task in tasks:

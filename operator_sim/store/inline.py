@@ -9,7 +9,8 @@ one step: the same query code, one round trip for a whole batch, one transaction
 commit (:meth:`operator_sim.store.Database.run` feeds it).
 
 A unit run this way must only await the store (never the event loop: no sleeps, tasks or
-events); if it suspends, it is refused.
+events); if it suspends, it is refused. This is the only way into the server's database:
+every read and write of the server is a unit run here.
 
 aiosqlite has no public call for "run this function on the connection's thread": its
 private ``_execute`` is that call (present since its first releases), and
@@ -20,16 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-import aiosqlite
-
 from operator_sim.errors import StoreError
+from operator_sim.store.conn import Conn, Unit
 
 T = TypeVar("T")
-Unit = Callable[[aiosqlite.Connection], Coroutine[Any, Any, Any]]
 Outcome = tuple[bool, Any]
 """(True, value) for a unit that returned, (False, exception) for one that raised."""
 
@@ -66,7 +66,7 @@ class _Statement:
         self._cursor = self._raw.execute(self._sql, self._parameters)
         return _Cursor(self._cursor)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, _Cursor]:
         return self._run().__await__()
 
     async def __aenter__(self) -> _Cursor:
@@ -80,7 +80,7 @@ class _Statement:
 
 
 class InlineConnection:
-    """The part of aiosqlite's connection the store uses, over a plain sqlite3 connection."""
+    """:class:`~operator_sim.store.conn.Conn` over a plain sqlite3 connection, on its thread."""
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw = raw
@@ -96,6 +96,14 @@ class InlineConnection:
         return self._raw.in_transaction
 
 
+def raw_connection(path: str | Path) -> sqlite3.Connection:
+    """A plain connection set up as the server's is (transactions by hand, rows by name),
+    for tools that run store functions through :func:`run_batch` on their own thread."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.row_factory = sqlite3.Row
+    return raw
+
+
 def _drive(coro: Coroutine[Any, Any, T]) -> T:
     """Finish a coroutine that never suspends, synchronously."""
     try:
@@ -106,26 +114,32 @@ def _drive(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a unit of work run inline awaited something other than the store")
 
 
-def run_batch(raw: sqlite3.Connection, units: Sequence[Unit]) -> list[Outcome]:
+def run_batch(
+    raw: sqlite3.Connection, units: Sequence[Unit[Any]], *, write: bool = True
+) -> list[Outcome]:
     """Run ``units`` in one transaction and commit once; a unit that raises changes nothing.
 
-    Runs on the connection's thread. Units run without savepoints first: a savepoint costs
-    every unit two statements and a copy of each page it touches, about a fifth of the
-    work of an identification. A unit that raises before writing anything (every refusal
-    the flow makes) needs no undoing: its exception is its outcome. Should a unit raise
-    after writing (a database error mid-unit), the batch is rolled back and run again
-    with each unit in its own savepoint, where that unit is undone alone; its Python runs
-    twice then, and so does that of the units before it in the batch (their random draws
-    for fault rules are drawn again), a price paid only on that failure. Units therefore
-    keep nothing outside themselves: what they produce is their return value.
+    Runs on the connection's thread. A batch of reads only (``write=False``) begins a
+    deferred transaction: it takes no write lock, so it never waits for another
+    connection's writer (a seeder next to the server).
+
+    Units run without savepoints first: a savepoint costs every unit two statements and a
+    copy of each page it touches, about a fifth of the work of an identification. A unit
+    that raises before writing anything (every refusal the flow makes) needs no undoing:
+    its exception is its outcome. Should a unit raise after writing (a database error
+    mid-unit), the batch is rolled back and run again with each unit in its own savepoint,
+    where that unit is undone alone; its Python runs twice then, and so does that of the
+    units before it in the batch, a price paid only on that failure. Units therefore keep
+    nothing outside themselves: what they produce is their return value, and what they
+    read (fault rules' random draws included) comes from the database.
 
     If the transaction itself fails (it cannot begin, a savepoint cannot be undone, the
     commit fails), nothing of the batch is kept and every unit's outcome is the error.
     """
     try:
-        return _run_units(raw, units, isolated=False)
+        return _run_units(raw, units, isolated=False, write=write)
     except _NeedsIsolation:
-        return _run_units(raw, units, isolated=True)
+        return _run_units(raw, units, isolated=True, write=write)
     except sqlite3.Error as exc:
         return [(False, _failed(exc)) for _ in units]
 
@@ -134,11 +148,13 @@ class _NeedsIsolation(Exception):
     """A unit raised after writing, outside a savepoint: the batch was rolled back."""
 
 
-def _run_units(raw: sqlite3.Connection, units: Sequence[Unit], *, isolated: bool) -> list[Outcome]:
-    conn = cast(aiosqlite.Connection, InlineConnection(raw))
+def _run_units(
+    raw: sqlite3.Connection, units: Sequence[Unit[Any]], *, isolated: bool, write: bool
+) -> list[Outcome]:
+    conn: Conn = InlineConnection(raw)
     outcomes: list[Outcome] = []
     try:
-        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         for unit in units:
             if isolated:
                 raw.execute("SAVEPOINT unit")

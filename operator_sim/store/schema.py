@@ -182,7 +182,18 @@ DROP INDEX identification_requests_msisdn;
 DROP INDEX journal_msisdn;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: fault rules draw their random numbers by position, per messenger, so that a
+# unit of work reads its draws from the database and keeps nothing outside itself (it
+# may run twice); and idempotency keys are found by their request, for retention.
+_V3 = """
+CREATE TABLE rule_draws (
+    messenger_id TEXT PRIMARY KEY,
+    position     INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX idempotency_keys_request ON idempotency_keys (request_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """``MIGRATIONS[i]`` upgrades a database at version ``i`` to version ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,14 +1,12 @@
-"""The event outbox, webhook delivery state and delivery attempts."""
+"""The event outbox (``events``) and webhook delivery attempts (``delivery_attempts``)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from operator_sim.clock import ms_to_datetime
-from operator_sim.store.requests import StoredCode
+from operator_sim.store.conn import Conn
 from operator_sim.wire import (
     Delivery,
     DeliveryAttempt,
@@ -17,17 +15,8 @@ from operator_sim.wire import (
 )
 
 
-async def messenger_webhook_url(conn: aiosqlite.Connection, messenger_id: str) -> str | None:
-    """Where a messenger wants events pushed, if anywhere."""
-    async with conn.execute(
-        "SELECT webhook_url FROM messengers WHERE id = ?", (messenger_id,)
-    ) as cur:
-        row = await cur.fetchone()
-    return None if row is None else row[0]
-
-
 async def insert_event(
-    conn: aiosqlite.Connection,
+    conn: Conn,
     *,
     event_id: str,
     messenger_id: str,
@@ -60,9 +49,6 @@ async def insert_event(
     )
 
 
-# --- pull feed -----------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class FeedRow:
     """An event as the feed returns it."""
@@ -74,7 +60,7 @@ class FeedRow:
 
 
 async def feed_page(
-    conn: aiosqlite.Connection, *, messenger_id: str, operator_id: str, after: int, limit: int
+    conn: Conn, *, messenger_id: str, operator_id: str, after: int, limit: int
 ) -> list[FeedRow]:
     """A messenger's events from one operator after position ``after``, oldest first."""
     async with conn.execute(
@@ -86,15 +72,12 @@ async def feed_page(
     return [FeedRow(row[0], row[1], row[2] is not None, row[3]) for row in rows]
 
 
-async def mark_feed_delivered(conn: aiosqlite.Connection, seqs: Sequence[int], now_ms: int) -> None:
+async def mark_feed_delivered(conn: Conn, seqs: Sequence[int], now_ms: int) -> None:
     """Record when events were first returned by the feed."""
     await conn.executemany(
         "UPDATE events SET feed_delivered_at = ? WHERE seq = ? AND feed_delivered_at IS NULL",
         [(now_ms, seq) for seq in seqs],
     )
-
-
-# --- webhooks ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +94,7 @@ class WebhookDue:
     deliver_by: int
 
 
-async def due_webhooks(conn: aiosqlite.Connection, now_ms: int, limit: int) -> list[WebhookDue]:
+async def due_webhooks(conn: Conn, now_ms: int, limit: int) -> list[WebhookDue]:
     """Pending webhook attempts due by ``now_ms``, earliest first."""
     async with conn.execute(
         "SELECT id, messenger_id, webhook_url, body, webhook_attempt, webhook_base, "
@@ -124,7 +107,7 @@ async def due_webhooks(conn: aiosqlite.Connection, now_ms: int, limit: int) -> l
     return [WebhookDue(*(row[i] for i in range(8))) for row in rows]
 
 
-async def next_webhook_due(conn: aiosqlite.Connection, *, skip: Collection[str] = ()) -> int | None:
+async def next_webhook_due(conn: Conn, *, skip: Collection[str] = ()) -> int | None:
     """The earliest pending webhook attempt, not counting the events in ``skip``."""
     async with conn.execute(
         "SELECT id, webhook_next_at FROM events WHERE webhook_state = 'pending' "
@@ -150,7 +133,7 @@ class AttemptRecord:
     next_at: int | None
 
 
-async def record_attempts(conn: aiosqlite.Connection, records: Sequence[AttemptRecord]) -> None:
+async def record_attempts(conn: Conn, records: Sequence[AttemptRecord]) -> None:
     """Store attempts and what follows each of them."""
     # An event may have been cleared by a reset while its attempt was in flight.
     await conn.executemany(
@@ -183,9 +166,7 @@ async def record_attempts(conn: aiosqlite.Connection, records: Sequence[AttemptR
     )
 
 
-async def redirect_pending_webhooks(
-    conn: aiosqlite.Connection, messenger_id: str, url: str | None
-) -> int:
+async def redirect_pending_webhooks(conn: Conn, messenger_id: str, url: str | None) -> int:
     """Send a messenger's pending webhook deliveries to ``url``; None fails them.
 
     Returns how many deliveries changed. The feed keeps every event either way.
@@ -205,7 +186,7 @@ async def redirect_pending_webhooks(
     return max(cur.rowcount, 0)
 
 
-async def replay_webhook(conn: aiosqlite.Connection, event_id: str, now_ms: int) -> bool:
+async def replay_webhook(conn: Conn, event_id: str, now_ms: int) -> bool:
     """Start a fresh attempt schedule now, to the messenger's current webhook URL.
 
     False when the messenger has no webhook URL (or the event is gone).
@@ -226,14 +207,14 @@ async def replay_webhook(conn: aiosqlite.Connection, event_id: str, now_ms: int)
     return True
 
 
-async def event_exists(conn: aiosqlite.Connection, event_id: str) -> bool:
+async def event_exists(conn: Conn, event_id: str) -> bool:
     """Whether an event with this id is kept."""
     async with conn.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)) as cur:
         return await cur.fetchone() is not None
 
 
 async def list_deliveries(
-    conn: aiosqlite.Connection, *, messenger_id: str | None, event_id: str | None, limit: int
+    conn: Conn, *, messenger_id: str | None, event_id: str | None, limit: int
 ) -> list[Delivery]:
     """Events with their delivery on both channels, newest first."""
     where, params = [], []
@@ -302,44 +283,3 @@ async def list_deliveries(
             )
         )
     return out
-
-
-# --- lifecycle -----------------------------------------------------------------------
-
-
-async def take_codes_of_number(
-    conn: aiosqlite.Connection, *, msisdn: str, operator_id: str
-) -> list[StoredCode]:
-    """Remove and return every code registered for a number at one operator."""
-    async with conn.execute(
-        "SELECT messenger_id, code, request_id, operator_id, msisdn, registered_at "
-        "FROM identification_codes WHERE msisdn = ? AND operator_id = ? "
-        "ORDER BY registered_at, messenger_id, code",
-        (msisdn, operator_id),
-    ) as cur:
-        rows = await cur.fetchall()
-    await conn.execute(
-        "DELETE FROM identification_codes WHERE msisdn = ? AND operator_id = ?",
-        (msisdn, operator_id),
-    )
-    return [StoredCode(*(row[i] for i in range(6))) for row in rows]
-
-
-async def set_subscriber_status(
-    conn: aiosqlite.Connection, msisdn: str, *, status: str, contract_end: str | None, now_ms: int
-) -> None:
-    """End (or restore) a contract."""
-    await conn.execute(
-        "UPDATE subscribers SET status = ?, contract_end = ?, updated_at = ? WHERE msisdn = ?",
-        (status, contract_end, now_ms, msisdn),
-    )
-
-
-async def set_subscriber_operator(
-    conn: aiosqlite.Connection, msisdn: str, *, operator_id: str, now_ms: int
-) -> None:
-    """Move a subscriber record to another operator (a port)."""
-    await conn.execute(
-        "UPDATE subscribers SET operator_id = ?, updated_at = ? WHERE msisdn = ?",
-        (operator_id, now_ms, msisdn),
-    )

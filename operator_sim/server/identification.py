@@ -1,0 +1,403 @@
+"""Identification requests: receiving them, answering them in time (or not), expiring them.
+
+Every state change happens in one unit of work; waiters are woken and metrics counted
+only after it commits, so nothing is announced that could still be rolled back.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Literal
+
+import structlog
+
+from operator_sim import errors
+from operator_sim.clock import SimClock
+from operator_sim.domain import is_present, plan_answer
+from operator_sim.ids import new_id
+from operator_sim.logs import is_enabled
+from operator_sim.server.metrics import Metrics
+from operator_sim.server.operators import Operators
+from operator_sim.server.outbox import Emitted, Outbox
+from operator_sim.server.rulebook import Rulebook, answered_status, refusal
+from operator_sim.server.waiters import Waiters, wait_for
+from operator_sim.server.wakeups import Wakeup
+from operator_sim.store import Conn, Database, idempotency, jobs, journal, subscribers
+from operator_sim.store import requests as requests_table
+from operator_sim.store.requests import StoredRequest
+from operator_sim.wire import RuleSpec
+
+__all__ = ["Created", "Identification", "fingerprint"]
+
+log = structlog.get_logger("operator_sim.flow")
+
+Result = Literal["present", "absent"]
+_Fired = tuple[int, list[tuple[StoredRequest, str]], list[Emitted]]
+"""How many jobs fired, the requests they changed and the events they wrote."""
+_FIRE_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The outcome of an identification POST."""
+
+    request: StoredRequest
+    replayed: bool
+    scheduled: bool
+    emitted: tuple[Emitted, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    rule: RuleSpec
+
+
+def fingerprint(operator_id: str, msisdn: str) -> str:
+    """What an Idempotency-Key is bound to: the operator asked and the body's content."""
+    return hashlib.sha256(f"{operator_id}\n{msisdn}".encode()).hexdigest()
+
+
+async def decide(conn: Conn, operator_id: str, msisdn: str) -> Result:
+    """``present`` or ``absent``, as the operator asked reads its subscriber database."""
+    standing = await subscribers.subscriber_standing(conn, msisdn)
+    present = standing is not None and is_present(
+        holder_operator_id=standing.operator_id,
+        status=standing.status,
+        data_complete=standing.data_complete,
+        asked_operator_id=operator_id,
+    )
+    return "present" if present else "absent"
+
+
+class Identification:
+    """The simulated operators' side of the decree's request about presence or absence."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: SimClock,
+        operators: Operators,
+        rulebook: Rulebook,
+        outbox: Outbox,
+        metrics: Metrics,
+        waiters: Waiters,
+        scheduled_work: Wakeup,
+        *,
+        default_answer_delay: timedelta,
+        journal_cap: int | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._operators = operators
+        self._rulebook = rulebook
+        self._outbox = outbox
+        self._metrics = metrics
+        self._waiters = waiters
+        self._scheduled_work = scheduled_work
+        self._default_delay = default_answer_delay
+        self._journal_cap = journal_cap
+
+    # --- receiving -------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        messenger_id: str,
+        operator_id: str,
+        msisdn: str,
+        idempotency_key: str | None,
+        wait: int = 0,
+    ) -> Created:
+        """Receive a request; held up to ``wait`` seconds for its answer.
+
+        Raises for refusals injected by rules; the returned request is as it stands when
+        the wait ends (``Created.request``).
+        """
+        self._operators.check(operator_id)
+        rules = await self._rulebook.rules()
+        key_print = fingerprint(operator_id, msisdn) if idempotency_key is not None else ""
+        now = self._clock.now_ms()
+
+        async def unit(conn: Conn) -> tuple[Created | _Refused, int]:
+            entry = functools.partial(
+                journal.add_journal,
+                conn,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                msisdn=msisdn,
+                received_at=now,
+                cap=self._journal_cap,
+            )
+            if idempotency_key is not None:
+                bound = await idempotency.find_idempotency_key(conn, messenger_id, idempotency_key)
+                if bound is not None:
+                    existing = await requests_table.get_request(conn, bound[1])
+                    if existing is None:  # cannot happen: keys and requests are cleared together
+                        raise errors.StoreError("idempotency key bound to a missing request")
+                    if bound[0] != key_print:
+                        raise errors.IdempotencyKeyReused(
+                            key=idempotency_key,
+                            differs=f"a request to operator {existing.operator_id}"
+                            if existing.operator_id != operator_id
+                            else "another msisdn",
+                        )
+                    dropped = await entry(
+                        request_id=existing.id, http_status=201, rule_id=None, replayed=True
+                    )
+                    return Created(existing, replayed=True, scheduled=False), dropped
+            rule = await self._rulebook.pick(
+                conn, rules, messenger_id=messenger_id, operator_id=operator_id, msisdn=msisdn
+            )
+            if rule is not None and refusal(rule) is not None:
+                dropped = await entry(
+                    request_id=None,
+                    http_status=answered_status(rule),
+                    rule_id=rule.id,
+                    replayed=False,
+                )
+                return _Refused(rule), dropped
+            created = await self._insert(
+                conn,
+                now=now,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                msisdn=msisdn,
+                rule=rule,
+            )
+            dropped = await entry(
+                request_id=created.request.id,
+                http_status=201,
+                rule_id=rule.id if rule else None,
+                replayed=False,
+            )
+            if idempotency_key is not None:
+                await idempotency.bind_idempotency_key(
+                    conn,
+                    messenger_id=messenger_id,
+                    key=idempotency_key,
+                    fingerprint=key_print,
+                    request_id=created.request.id,
+                    now_ms=now,
+                )
+            return created, dropped
+
+        # The whole unit runs on the database thread, batched with its neighbours.
+        outcome, dropped = await self._db.run(unit)
+        if dropped:
+            self._metrics.journal_dropped.inc(dropped)
+        if isinstance(outcome, _Refused):
+            self._rulebook.applied(outcome.rule.id)
+            error = refusal(outcome.rule)
+            assert error is not None  # noqa: S101 (only refusing rules make a _Refused)
+            raise error
+        self._announce(outcome)
+        settled = await self._settle(outcome.request, wait)
+        return outcome if settled is outcome.request else replace(outcome, request=settled)
+
+    async def _insert(
+        self,
+        conn: Conn,
+        *,
+        now: int,
+        messenger_id: str,
+        operator_id: str,
+        msisdn: str,
+        rule: RuleSpec | None,
+    ) -> Created:
+        plan = plan_answer(received_at_ms=now, rule=rule, default_delay=self._default_delay)
+        result = None
+        if plan.immediate:
+            result = plan.forced_result or await decide(conn, operator_id, msisdn)
+        request = StoredRequest(
+            id=new_id("ir", now),
+            messenger_id=messenger_id,
+            operator_id=operator_id,
+            msisdn=msisdn,
+            status="pending" if result is None else "answered",
+            result=result,
+            received_at=now,
+            due_at=plan.due_at_ms,
+            answered_at=None if result is None else now,
+            rule_id=rule.id if rule else None,
+        )
+        await requests_table.insert_request(conn, request)
+        if plan.immediate:
+            event = await self._outbox.emit_answered(
+                conn,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                request_json=request.to_json(),
+                at_ms=now,
+            )
+            return Created(request, replayed=False, scheduled=False, emitted=(event,))
+        if plan.answer_at_ms is not None:
+            # Inserted before the expiry, so an answer due exactly at the deadline fires first.
+            await jobs.add_job(
+                conn,
+                due_at=plan.answer_at_ms,
+                kind="answer",
+                ref=request.id,
+                payload=plan.forced_result,
+            )
+        await jobs.add_job(conn, due_at=plan.due_at_ms, kind="expire", ref=request.id)
+        return Created(request, replayed=False, scheduled=True)
+
+    def _announce(self, created: Created) -> None:
+        req = created.request
+        if created.replayed:
+            return
+        self._outbox.published(created.emitted)
+        m = self._metrics
+        m.child(m.identification_requests, req.operator_id).inc()
+        if req.rule_id is not None:
+            self._rulebook.applied(req.rule_id)
+        if req.status == "answered":
+            self._count_answer(req)
+        if created.scheduled:
+            self._scheduled_work.wake()
+        if not is_enabled(logging.DEBUG):
+            return
+        log.debug(
+            "identification_received",
+            identification_id=req.id,
+            operator_id=req.operator_id,
+            messenger_id=req.messenger_id,
+            msisdn=req.msisdn,
+            status=req.status,
+            rule_id=req.rule_id,
+        )
+
+    def _count_answer(self, req: StoredRequest) -> None:
+        if req.answered_at is None or req.result is None:
+            return
+        timely = req.answered_at <= req.due_at
+        m = self._metrics
+        m.child(m.answers, req.operator_id, req.result, "true" if timely else "false").inc()
+        m.child(m.answer_latency, req.operator_id).observe(
+            (req.answered_at - req.received_at) / 1000
+        )
+        if not timely:
+            m.child(m.deadline_misses, req.operator_id, "late").inc()
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def get(
+        self, *, messenger_id: str, operator_id: str, request_id: str, wait: int = 0
+    ) -> StoredRequest:
+        """A messenger's own request, held up to ``wait`` seconds for its answer."""
+        self._operators.check(operator_id)
+        return await self._settle(
+            await self._read(
+                messenger_id=messenger_id, operator_id=operator_id, request_id=request_id
+            ),
+            wait,
+        )
+
+    async def _read(self, *, messenger_id: str, operator_id: str, request_id: str) -> StoredRequest:
+        req = await self._db.read(
+            functools.partial(requests_table.get_request, request_id=request_id)
+        )
+        if req is None or req.messenger_id != messenger_id or req.operator_id != operator_id:
+            raise errors.NotFound(kind="identification request", ident=request_id)
+        return req
+
+    async def _settle(self, req: StoredRequest, seconds: int) -> StoredRequest:
+        """Hold until the request leaves ``pending`` or ``seconds`` pass."""
+        if seconds <= 0 or req.status != "pending":
+            return req
+        ids = {
+            "messenger_id": req.messenger_id,
+            "operator_id": req.operator_id,
+            "request_id": req.id,
+        }
+        async with self._waiters.watch(req.id) as event:
+            current = await self._read(**ids)
+            if current.status != "pending":
+                return current
+            await wait_for(event, seconds)
+        return await self._read(**ids)
+
+    # --- scheduled work ----------------------------------------------------------------
+
+    async def fire_due(self, now_ms: int) -> int:
+        """Fire one batch of due answers and expiries, in order; returns how many fired."""
+
+        async def unit(conn: Conn) -> _Fired:
+            # Everything the unit produces is returned, nothing kept outside it: a batch
+            # may run its units twice (store.inline.run_batch).
+            changed: list[tuple[StoredRequest, str]] = []
+            emitted: list[Emitted] = []
+            due = await jobs.due_jobs(conn, now_ms, _FIRE_BATCH)
+            for job in due:
+                outcome = await _fire(conn, job)
+                if outcome is not None:
+                    changed.append(outcome)
+                    emitted.append(
+                        await self._outbox.emit_answered(
+                            conn,
+                            messenger_id=outcome[0].messenger_id,
+                            operator_id=outcome[0].operator_id,
+                            request_json=outcome[0].to_json(),
+                            at_ms=job.due_at,
+                        )
+                    )
+                await jobs.delete_job(conn, job.id)
+            return len(due), changed, emitted
+
+        fired, changed, emitted = await self._db.run(unit)
+        self._outbox.published(emitted)
+        for req, kind in changed:
+            if kind == "expired":
+                m = self._metrics
+                m.child(m.deadline_misses, req.operator_id, "expired").inc()
+                log.info(
+                    "identification_expired", identification_id=req.id, operator_id=req.operator_id
+                )
+            else:
+                self._count_answer(req)
+                log.info(
+                    "identification_answered",
+                    identification_id=req.id,
+                    operator_id=req.operator_id,
+                    result=req.result,
+                    late=kind == "late",
+                )
+            self._waiters.notify(req.id)
+        return fired
+
+    async def next_due(self) -> int | None:
+        """When the earliest scheduled answer or expiry is due, and how many there are."""
+        return await self._db.read(jobs.next_due)
+
+    async def scheduled(self) -> int:
+        """How many answers and expiries are scheduled."""
+        return await self._db.read(jobs.count_jobs)
+
+
+async def _fire(conn: Conn, job: jobs.Job) -> tuple[StoredRequest, str] | None:
+    req = await requests_table.get_request(conn, job.ref)
+    if req is None:
+        return None
+    if job.kind == "expire":
+        if req.status != "pending":
+            return None
+        await requests_table.set_answer(
+            conn, req.id, status="expired", result=None, answered_at=None
+        )
+        return replace(req, status="expired"), "expired"
+    if job.kind == "answer":
+        if req.status == "answered":
+            return None
+        forced: Result | None = job.payload if job.payload in ("present", "absent") else None  # type: ignore[assignment]
+        result = forced or await decide(conn, req.operator_id, req.msisdn)
+        await requests_table.set_answer(
+            conn, req.id, status="answered", result=result, answered_at=job.due_at
+        )
+        answered = replace(req, status="answered", result=result, answered_at=job.due_at)
+        return answered, ("late" if job.due_at > req.due_at else "answered")
+    log.warning("unknown_job_kind", kind=job.kind, job_id=job.id)
+    return None

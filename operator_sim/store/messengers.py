@@ -1,0 +1,139 @@
+"""Registered messengers (``messengers``): their hashed keys, webhook URLs and secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+
+from operator_sim.clock import ms_to_datetime
+from operator_sim.store.conn import Conn
+from operator_sim.wire import Messenger
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (API keys): what the database keeps."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class MessengerAuth:
+    """What authentication needs to know of a messenger."""
+
+    id: str
+    api_key_hash: str
+    demo: bool
+
+
+async def insert_messenger(
+    conn: Conn,
+    *,
+    messenger_id: str,
+    name: str,
+    webhook_url: str | None,
+    api_key: str,
+    webhook_secret: str,
+    demo: bool,
+    source: str,
+    now_ms: int,
+    replace: bool = False,
+) -> bool:
+    """Register a messenger; False when the id (or key) is taken and ``replace`` is off."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    try:
+        await conn.execute(
+            f"{verb} INTO messengers (id, name, webhook_url, api_key_hash, webhook_secret, "
+            "demo, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                messenger_id,
+                name,
+                webhook_url,
+                hash_secret(api_key),
+                webhook_secret,
+                int(demo),
+                source,
+                now_ms,
+            ),
+        )
+    except sqlite3.IntegrityError:
+        return False
+    return True
+
+
+def _messenger(row: sqlite3.Row) -> Messenger:
+    return Messenger(
+        id=row["id"],
+        name=row["name"],
+        webhook_url=row["webhook_url"],
+        created_at=ms_to_datetime(row["created_at"]),
+    )
+
+
+async def list_messengers(conn: Conn) -> list[Messenger]:
+    """Every messenger, without secrets."""
+    async with conn.execute(
+        "SELECT id, name, webhook_url, created_at FROM messengers ORDER BY created_at, id"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [_messenger(row) for row in rows]
+
+
+async def get_messenger(conn: Conn, messenger_id: str) -> Messenger | None:
+    """One messenger, without secrets."""
+    async with conn.execute(
+        "SELECT id, name, webhook_url, created_at FROM messengers WHERE id = ?", (messenger_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else _messenger(row)
+
+
+async def update_messenger(
+    conn: Conn,
+    messenger_id: str,
+    *,
+    name: str | None = None,
+    webhook_url: str | None = None,
+    set_webhook_url: bool = False,
+) -> None:
+    """Change a messenger's name and/or webhook URL (``set_webhook_url``: even to None)."""
+    if name is not None:
+        await conn.execute("UPDATE messengers SET name = ? WHERE id = ?", (name, messenger_id))
+    if set_webhook_url:
+        await conn.execute(
+            "UPDATE messengers SET webhook_url = ? WHERE id = ?", (webhook_url, messenger_id)
+        )
+
+
+async def messenger_exists(conn: Conn, messenger_id: str) -> bool:
+    """Whether a messenger with this id is registered."""
+    async with conn.execute("SELECT 1 FROM messengers WHERE id = ?", (messenger_id,)) as cur:
+        return await cur.fetchone() is not None
+
+
+async def messenger_by_key_hash(conn: Conn, key_hash: str) -> MessengerAuth | None:
+    """The messenger whose API key hashes to ``key_hash``."""
+    async with conn.execute(
+        "SELECT id, api_key_hash, demo FROM messengers WHERE api_key_hash = ?", (key_hash,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return MessengerAuth(row["id"], row["api_key_hash"], bool(row["demo"]))
+
+
+async def webhook_url(conn: Conn, messenger_id: str) -> str | None:
+    """Where a messenger wants events pushed, if anywhere."""
+    async with conn.execute(
+        "SELECT webhook_url FROM messengers WHERE id = ?", (messenger_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def webhook_secret(conn: Conn, messenger_id: str) -> str | None:
+    """The secret a messenger's webhooks are signed with."""
+    async with conn.execute(
+        "SELECT webhook_secret FROM messengers WHERE id = ?", (messenger_id,)
+    ) as cur:
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,49 @@
+"""The ``meta`` key-value table and the ``clock`` row: what the database says of itself."""
+
+from __future__ import annotations
+
+from operator_sim.clock import ClockState
+from operator_sim.store.conn import Conn
+
+
+async def get_meta(conn: Conn, key: str) -> str | None:
+    """A metadata value."""
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def set_meta(conn: Conn, key: str, value: str) -> None:
+    """Store a metadata value."""
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+async def load_clock(conn: Conn) -> ClockState | None:
+    """The stored clock, or None on a new database."""
+    async with conn.execute(
+        "SELECT mode, scale, sim_anchor_ms, wall_anchor FROM clock WHERE id = 1"
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return ClockState(row["mode"], row["scale"], row["sim_anchor_ms"], row["wall_anchor"])
+
+
+async def save_clock(conn: Conn, state: ClockState) -> None:
+    """Store the clock's anchor."""
+    await conn.execute(
+        "INSERT INTO clock (id, mode, scale, sim_anchor_ms, wall_anchor) VALUES (1, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET mode = excluded.mode, scale = excluded.scale, "
+        "sim_anchor_ms = excluded.sim_anchor_ms, wall_anchor = excluded.wall_anchor",
+        (state.mode, state.scale, state.sim_anchor_ms, state.wall_anchor),
+    )
+
+
+async def ping(conn: Conn) -> None:
+    """A statement that touches the database file: raises if it cannot be read."""
+    async with conn.execute("SELECT count(*) FROM meta") as cur:
+        await cur.fetchone()
