@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 ClockMode = Literal["real", "scaled", "manual"]
-CLOCK_MODES: tuple[ClockMode, ...] = ("real", "scaled", "manual")
 MAX_SCALE = 1_000_000.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

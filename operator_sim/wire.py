@@ -27,12 +27,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from operator_sim.clock import ClockMode
+
 __all__ = [
     "IDENTIFICATION_DEADLINE",
     "ID_PATTERN",
     "MAX_WAIT_SECONDS",
     "MSISDN_PATTERN",
     "NOTIFY_WINDOW",
+    "AnswerAction",
     "ClockAdvance",
     "ClockAdvanced",
     "ClockSet",
@@ -41,6 +44,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DeliveryList",
+    "DropAction",
     "Duration",
     "EntityId",
     "Event",
@@ -48,6 +52,7 @@ __all__ = [
     "EventType",
     "FeedDelivery",
     "Health",
+    "HttpErrorAction",
     "IdentificationAnsweredEvent",
     "IdentificationCode",
     "IdentificationCodeCreate",
@@ -56,13 +61,17 @@ __all__ = [
     "JournalCount",
     "JournalEntry",
     "JournalPage",
+    "LateAction",
     "LifecycleResult",
+    "LognormalDelay",
+    "MalformedAction",
     "Messenger",
     "MessengerCreate",
     "MessengerCreated",
     "MessengerList",
     "MessengerPatch",
     "Msisdn",
+    "NeverAction",
     "NumberPortedEvent",
     "NumberRange",
     "Operator",
@@ -81,6 +90,7 @@ __all__ = [
     "SubscriberUpsert",
     "SubscribersUpserted",
     "Timestamp",
+    "UniformDelay",
     "WebhookDelivery",
     "WebhookUrl",
     "format_ms",
@@ -487,21 +497,18 @@ class JournalPage(_Out):
     requests: list[JournalEntry]
 
 
-ClockModeName = Literal["real", "scaled", "manual"]
-
-
 class ClockView(_Out):
     """The simulation clock."""
 
     now: Timestamp
-    mode: ClockModeName
+    mode: ClockMode
     scale: float
 
 
 class ClockSet(_In):
     """Body of ``PUT /admin/v1/clock``."""
 
-    mode: ClockModeName
+    mode: ClockMode
     scale: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
 
 
@@ -515,7 +522,7 @@ class ClockAdvanced(_Out):
     """The clock after an advance, and how many scheduled items fired."""
 
     now: Timestamp
-    mode: ClockModeName
+    mode: ClockMode
     scale: float
     fired: int
     webhooks_in_flight: int = Field(
@@ -653,16 +660,13 @@ class RuleMatch(_In):
     operator_id: EntityId | None = None
 
 
-_NonNegative = Duration  # durations are never negative
-
-
 class UniformDelay(_In):
     """A delay drawn uniformly between ``min`` and ``max`` (inclusive; given the other way
     round, the two are swapped)."""
 
     distribution: Literal["uniform"]
-    min: _NonNegative
-    max: _NonNegative
+    min: Duration
+    max: Duration
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformDelay:
@@ -676,11 +680,11 @@ class LognormalDelay(_In):
     """A log-normal delay: ``median`` and shape ``sigma``, optionally capped at ``max``."""
 
     distribution: Literal["lognormal"]
-    median: _NonNegative
+    median: Duration
     sigma: Annotated[float, Field(gt=0, le=5)] = Field(
         default=0.5, description="Standard deviation of the delay's natural logarithm."
     )
-    max: _NonNegative | None = Field(default=None, description="No draw exceeds this.")
+    max: Duration | None = Field(default=None, description="No draw exceeds this.")
 
 
 DelayDistribution = Annotated[UniformDelay | LognormalDelay, Field(discriminator="distribution")]
@@ -701,7 +705,7 @@ class LateAction(_In):
     """Answer ``by`` after the 20-minute deadline: the request expires, then is answered."""
 
     type: Literal["late"]
-    by: _NonNegative = Field(
+    by: Duration = Field(
         default=timedelta(minutes=5),
         description="How long after the deadline the answer comes (0 means 1 ms after it).",
     )

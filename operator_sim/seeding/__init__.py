@@ -14,6 +14,7 @@ from operator_sim.seeding.runner import (
     Progress,
     SeedError,
     SeedSummary,
+    check_arguments,
     generate_rows,
     seed_database,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ProgressBar",
     "SeedError",
     "SeedSummary",
+    "check_arguments",
     "generate_rows",
     "seed_database",
 ]

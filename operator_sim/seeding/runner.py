@@ -72,7 +72,8 @@ class SeedSummary:
         )
 
 
-def _check_arguments(count: int, incomplete_share: float, terminated_share: float) -> None:
+def check_arguments(count: int, incomplete_share: float, terminated_share: float) -> None:
+    """Raise ``SeedError`` naming the option for a count or shares seeding cannot use."""
     if count < 1:
         raise SeedError(f"--count must be at least 1 (got {count})")
     for name, share in (
@@ -126,7 +127,7 @@ def generate_rows(
 
     For benchmarks and checks; rows are in ``store.bulk.SUBSCRIBER_ROW_COLUMNS`` order.
     """
-    _check_arguments(count, incomplete_share, terminated_share)
+    check_arguments(count, incomplete_share, terminated_share)
     loaded = load_fixture(fixture_path)
     space = NumberSpace(loaded.fixture)
     free = space.total - len(space.reserved_in_ranges())
@@ -191,7 +192,7 @@ def seed_database(
     that holds no seeded rows yet. Blocking: call it from a thread inside an event loop.
     """
     started = time.perf_counter()
-    _check_arguments(count, incomplete_share, terminated_share)
+    check_arguments(count, incomplete_share, terminated_share)
     if batch_size < 1:
         raise SeedError(f"batch size must be at least 1 (got {batch_size})")
     loaded = load_fixture(fixture_path)
