@@ -16,6 +16,7 @@
     ├── Unauthorized                    missing or wrong credentials
     ├── NotFound                        unknown id, or another tenant's id
     ├── Conflict                        the request contradicts stored state
+    │   └── CursorUnknown               a feed cursor this feed never gave this messenger
     ├── Throttled                       over a configured limit: 429 with Retry-After
     ├── InjectedFault                   a fault rule answers with an HTTP error
     ├── InjectedMalformed               a fault rule answers 200/201 with a broken body
@@ -112,6 +113,18 @@ class NotFound(OperatorSimError):
 
 class Conflict(OperatorSimError):
     """The request contradicts the stored state."""
+
+
+class CursorUnknown(Conflict):
+    """A feed cursor this feed never issued to this messenger (another database, another
+    messenger or feed, a reset since, or made up): read again from the oldest event."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this cursor was not issued by this feed to this messenger (another server or "
+            "database, another feed, a reset since, or made up); read again from the oldest "
+            "event: call without after"
+        )
 
 
 class Throttled(OperatorSimError):

@@ -451,11 +451,15 @@ class SubscriberUpsert(_In):
 
 
 class SubscribersUpserted(_Out):
-    """How many subscribers an upsert created and updated."""
+    """How many subscribers an upsert created and updated, and notifications it emitted."""
 
     upserted: int
     created: int
     updated: int
+    events: int = Field(
+        description="Notifications emitted: a record that ended a contract or moved a number "
+        "ended its codes, one event per code."
+    )
 
 
 class Subscriber(_Out):

@@ -64,13 +64,13 @@ async def test_subscriber_upsert_then_get_with_personal_data(sim: Sim) -> None:
         "address": "г. Тула, ул. Ленина, д. 2",
     }
     result = await sim.admin_ok("POST", "/subscribers", {"subscribers": [subscriber]})
-    assert result == {"upserted": 1, "created": 1, "updated": 0}
+    assert result == {"upserted": 1, "created": 1, "updated": 0, "events": 0}
     got = await sim.admin_ok("GET", "/subscribers/+79001112233")
     assert got["full_name"] == "Тестов Тест Тестович"
     assert got["data_complete"] is True
     assert got["status"] == "active"
     again = await sim.admin_ok("POST", "/subscribers", {"subscribers": [subscriber]})
-    assert again == {"upserted": 1, "created": 0, "updated": 1}
+    assert again == {"upserted": 1, "created": 0, "updated": 1, "events": 0}
     assert (await sim.identify_ok("+79001112233"))["result"] == "present"
 
 
@@ -239,7 +239,7 @@ async def test_repeated_number_in_one_upsert_keeps_the_last(sim: Sim) -> None:
             ]
         },
     )
-    assert result == {"upserted": 1, "created": 1, "updated": 0}
+    assert result == {"upserted": 1, "created": 1, "updated": 0, "events": 0}
     assert (await sim.admin_ok("GET", "/subscribers/+79001110000"))["operator_id"] == "beta"
 
 

@@ -1,9 +1,20 @@
-"""Notification delivery: the 24-hour window, the webhook retry schedule, feed cursors."""
+"""Notification delivery: the 24-hour window, the webhook retry schedule, feed cursors.
+
+A feed cursor is a position and a tag: an HMAC over the position, the messenger, the feed
+and the messenger's epoch under the database's secret. Only a cursor this feed issued to
+this messenger since the last reset carries the right tag; any other is refused, so a
+messenger that kept a cursor across a restart on a fresh database learns it at once
+instead of silently skipping events.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import random
 import re
+from dataclasses import dataclass
 
 from operator_sim.wire import NOTIFY_WINDOW
 
@@ -67,25 +78,50 @@ def parse_retry_after(value: str | None) -> float | None:
     return float(min(int(text), 86_400))
 
 
-CURSOR_PATTERN = r"^c[0-9a-z]{1,12}$"  # 36**12 < 2**63: always an SQLite integer
-"""Every string of this shape is a cursor (the feed position in base 36, behind a ``c``)."""
+CURSOR_PATTERN = r"^c[0-9a-z]{1,12}(?:\.[A-Za-z0-9_-]{1,64})?$"  # 36**12 < 2**63: an SQLite integer
+"""Every string of this shape is read as a cursor; only its tag says whether it is one."""
 
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _CURSOR_RE = re.compile(CURSOR_PATTERN)
+_TAG_BYTES = 12
 
 
-def encode_cursor(seq: int) -> str:
-    """An opaque, URL-safe cursor for a feed position."""
-    digits = ""
-    while True:
-        seq, rest = divmod(seq, 36)
-        digits = _BASE36[rest] + digits
-        if seq == 0:
-            return "c" + digits
+@dataclass(frozen=True, slots=True)
+class CursorKey:
+    """What binds a cursor to the feed that issued it.
+
+    ``secret`` belongs to the database (a reset of everything replaces it), ``epoch`` to
+    the messenger (a reset of that messenger moves it), ``feed`` names the feed (an
+    operator's, or the SMS gateway's).
+    """
+
+    secret: bytes
+    messenger_id: str
+    feed: str
+    epoch: int
+
+    def _tag(self, position: int) -> str:
+        message = f"{self.messenger_id}\n{self.feed}\n{self.epoch}\n{position}".encode()
+        digest = hmac.new(self.secret, message, hashlib.sha256).digest()[:_TAG_BYTES]
+        return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+    def issue(self, position: int) -> str:
+        """The opaque cursor for a feed position."""
+        digits = ""
+        rest = position
+        while True:
+            rest, digit = divmod(rest, 36)
+            digits = _BASE36[digit] + digits
+            if rest == 0:
+                return f"c{digits}.{self._tag(position)}"
+
+    def position(self, cursor: str) -> int | None:
+        """The position of a cursor this key issued; None for one it did not."""
+        head, _, tag = cursor.partition(".")
+        position = int(head[1:], 36)
+        return position if hmac.compare_digest(tag, self._tag(position)) else None
 
 
-def decode_cursor(cursor: str) -> int | None:
-    """The feed position of a cursor, or None when it is not one."""
-    if not _CURSOR_RE.fullmatch(cursor):
-        return None
-    return int(cursor[1:], 36)
+def well_formed_cursor(cursor: str) -> bool:
+    """Whether ``cursor`` has a cursor's shape (it may still be one this feed never issued)."""
+    return _CURSOR_RE.fullmatch(cursor) is not None

@@ -147,6 +147,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         journal_cap=settings.journal_cap,
     )
     scheduler = Scheduler(clock, identification, metrics, scheduled_work)
+    subscribers = Subscribers(db, clock, operators, outbox)
     auth = Authenticator(
         db,
         admin_token=prepared.admin_token,
@@ -178,7 +179,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         rulebook=rulebook,
         identification=identification,
         codes=Codes(db, clock, operators),
-        subscribers=Subscribers(db, clock, operators, outbox),
+        subscribers=subscribers,
         messengers=Messengers(db, clock, prepared.policy, webhook_work),
         journal=Journal(db),
         feed=Feed(db, clock, operators, waiters, metrics),
@@ -189,7 +190,18 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         clockwork=Clockwork(
             db, clock, scheduler, webhooks, webhook_wait=settings.webhook_timeout + 0.5
         ),
-        control=Control(db, clock, fixture, operators, rulebook, scheduler, auth, ready),
+        control=Control(
+            db,
+            clock,
+            fixture,
+            operators,
+            rulebook,
+            scheduler,
+            auth,
+            subscribers,
+            waiters,
+            ready,
+        ),
     )
 
 

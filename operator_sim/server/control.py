@@ -10,10 +10,13 @@ from operator_sim import errors
 from operator_sim.clock import SimClock
 from operator_sim.fixture import LoadedFixture
 from operator_sim.server.auth import Authenticator
+from operator_sim.server.feed import new_feed_secret
 from operator_sim.server.messengers import new_webhook_secret
 from operator_sim.server.operators import Operators
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
+from operator_sim.server.subscribers import Subscribers, Written
+from operator_sim.server.waiters import Waiters, messenger_key
 from operator_sim.store import (
     Conn,
     Database,
@@ -22,7 +25,6 @@ from operator_sim.store import (
     operators,
     reset,
     rules,
-    subscribers,
 )
 from operator_sim.wire import Operator
 
@@ -45,8 +47,12 @@ class Control:
         rulebook: Rulebook,
         scheduler: Scheduler,
         auth: Authenticator,
+        subscriber_records: Subscribers,
+        waiters: Waiters,
         ready: asyncio.Event,
     ) -> None:
+        self._subscribers = subscriber_records
+        self._waiters = waiters
         self._db = db
         self._clock = clock
         self._fixture = fixture
@@ -57,14 +63,22 @@ class Control:
         self._ready = ready
 
     async def apply_fixture(self) -> bool:
-        """Load the fixture into the database unless this very fixture is already there."""
+        """Load the fixture into the database unless this very fixture is already there.
+
+        Its subscribers go the way of an admin upsert: a record that ends a contract or
+        moves a number ends its codes, with notifications. A database without a feed
+        secret gets one here.
+        """
         fx = self._fixture.fixture
         digest = self._fixture.digest
         now = self._clock.now_ms()
+        fresh_secret = new_feed_secret()
 
-        async def unit(conn: Conn) -> bool:
+        async def unit(conn: Conn) -> Written | None:
+            if await meta.feed_secret(conn) is None:
+                await meta.set_feed_secret(conn, fresh_secret)
             if await meta.get_meta(conn, _FIXTURE_DIGEST) == digest:
-                return False
+                return None
             await operators.replace_operators(
                 conn, [Operator(id=o.id, name=o.name, ranges=o.ranges) for o in fx.operators]
             )
@@ -81,49 +95,63 @@ class Control:
                     now_ms=now,
                     replace=True,
                 )
-            await self._restore_fixture_state(conn, now)
+            written = await self._restore_fixture_state(conn, now)
             await meta.set_meta(conn, _FIXTURE_DIGEST, digest)
-            return True
+            return written
 
-        applied = await self._db.run(unit)
+        written = await self._db.run(unit)
         await self._operators.load()
-        if applied:
-            self._auth.forget()
-            self._rulebook.changed()
-            log.info("fixture_applied", fixture=fx.name, path=self._fixture.path)
-        return applied
+        if written is None:
+            return False
+        self._subscribers.announce(written)
+        self._auth.forget()
+        self._rulebook.changed()
+        log.info("fixture_applied", fixture=fx.name, path=self._fixture.path)
+        return True
 
-    async def _restore_fixture_state(self, conn: Conn, now: int) -> None:
+    async def _restore_fixture_state(self, conn: Conn, now: int) -> Written:
         fx = self._fixture.fixture
-        if fx.subscribers:
-            await subscribers.upsert_subscribers(conn, fx.subscribers, source="fixture", now_ms=now)
         await rules.replace_fixture_rules(conn, fx.rules)
+        return await self._subscribers.write_records(
+            conn, fx.subscribers, source="fixture", now=now
+        )
 
     async def reset(self) -> None:
-        """Clear all flow state and runtime rules; restore the fixture's subscribers and rules."""
+        """Clear all flow state and runtime rules; restore the fixture's subscribers and rules.
+
+        Every feed cursor issued before stops being valid, and every long poll returns.
+        """
         now = self._clock.now_ms()
+        fresh_secret = new_feed_secret()
 
-        async def unit(conn: Conn) -> None:
+        async def unit(conn: Conn) -> Written:
             await reset.clear_flow_state(conn)
-            await self._restore_fixture_state(conn, now)
+            await meta.set_feed_secret(conn, fresh_secret)
+            return await self._restore_fixture_state(conn, now)
 
-        await self._db.run(unit)
+        self._subscribers.announce(await self._db.run(unit))
         self._rulebook.changed()
         self._scheduler.wake()
+        self._waiters.notify_all()
         log.info("reset")
 
     async def reset_messenger(self, messenger_id: str) -> None:
-        """Clear one messenger's flow state, its runtime rules and its rule counters."""
+        """Clear one messenger's flow state, its runtime rules and its rule counters.
+
+        Its feed cursors stop being valid, and its long polls return.
+        """
 
         async def unit(conn: Conn) -> None:
             if not await messengers.messenger_exists(conn, messenger_id):
                 raise errors.NotFound(kind="messenger", ident=messenger_id)
             await reset.clear_messenger_state(conn, messenger_id)
             await rules.forget_messenger_rules(conn, messenger_id)
+            await meta.next_feed_epoch(conn, messenger_id)
 
         await self._db.run(unit)
         self._rulebook.changed()
         self._scheduler.wake()
+        self._waiters.notify(messenger_key(messenger_id))
         log.info("messenger_reset", messenger_id=messenger_id)
 
     async def ready(self) -> bool:

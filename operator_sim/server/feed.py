@@ -1,19 +1,39 @@
-"""The pull feed: a messenger's events from one operator, after an opaque cursor."""
+"""The pull feed: a messenger's events from one operator, after a cursor bound to it.
+
+A cursor is only ever accepted by the feed that issued it, to the messenger it issued it
+to, since that messenger's (or everybody's) last reset (see ``domain.delivery``); any
+other is ``409 cursor_unknown``, so a messenger never skips events silently.
+"""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+
 from operator_sim import errors
 from operator_sim.clock import SimClock
-from operator_sim.domain.delivery import decode_cursor, encode_cursor
+from operator_sim.domain.delivery import CursorKey, well_formed_cursor
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import feed_key
-from operator_sim.server.waiters import Waiters, wait_for
-from operator_sim.store import Database
+from operator_sim.server.waiters import Waiters, messenger_key, wait_for
+from operator_sim.store import Conn, Database, meta
 from operator_sim.store import outbox as outbox_table
 from operator_sim.store.outbox import FeedRow
 
-__all__ = ["Feed"]
+__all__ = ["Feed", "new_feed_secret"]
+
+
+def new_feed_secret() -> bytes:
+    """A fresh secret for signing feed cursors (every earlier cursor stops being valid)."""
+    return secrets.token_bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    rows: list[FeedRow]
+    key: CursorKey
+    position: int
 
 
 class Feed:
@@ -34,34 +54,51 @@ class Feed:
         self._metrics = metrics
 
     async def _read(
-        self, messenger_id: str, operator_id: str, after: int, limit: int
-    ) -> list[FeedRow]:
-        return await self._db.read(
-            lambda conn: outbox_table.feed_page(
-                conn, messenger_id=messenger_id, operator_id=operator_id, after=after, limit=limit
+        self, messenger_id: str, operator_id: str, after: str | None, limit: int
+    ) -> _Page:
+        async def unit(conn: Conn) -> _Page:
+            secret = await meta.feed_secret(conn)
+            if secret is None:  # cannot happen: made when the server starts
+                raise errors.StoreError("the feed secret is missing")
+            key = CursorKey(
+                secret=secret,
+                messenger_id=messenger_id,
+                feed=f"operator:{operator_id}",
+                epoch=await meta.feed_epoch(conn, messenger_id),
             )
-        )
+            position = 0 if after is None else key.position(after)
+            if position is None:
+                raise errors.CursorUnknown
+            rows = await outbox_table.feed_page(
+                conn,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                after=position,
+                limit=limit,
+            )
+            return _Page(rows, key, position)
+
+        return await self._db.read(unit)
 
     async def page(
         self, *, messenger_id: str, operator_id: str, after: str | None, limit: int, wait: int
     ) -> bytes:
         """The feed page as JSON; waits up to ``wait`` seconds for a first event."""
         self._operators.check(operator_id)
-        position = 0
-        if after is not None:
-            decoded = decode_cursor(after)
-            if decoded is None:
-                raise errors.ValidationFailed(
-                    "after is not a cursor this feed returned",
-                    errors=[{"loc": ["query", "after"], "msg": "unknown cursor"}],
-                )
-            position = decoded
-        rows = await self._read(messenger_id, operator_id, position, limit)
-        if not rows and wait > 0:
-            async with self._waiters.watch(feed_key(messenger_id, operator_id)) as event:
-                rows = await self._read(messenger_id, operator_id, position, limit)
-                if not rows and await wait_for(event, wait):
-                    rows = await self._read(messenger_id, operator_id, position, limit)
+        if after is not None and not well_formed_cursor(after):
+            raise errors.ValidationFailed(
+                "after is not a cursor: pass the next_cursor of the previous page",
+                errors=[{"loc": ["query", "after"], "msg": "not a cursor", "type": "cursor"}],
+            )
+        page = await self._read(messenger_id, operator_id, after, limit)
+        if not page.rows and wait > 0:
+            keys = (feed_key(messenger_id, operator_id), messenger_key(messenger_id))
+            async with self._waiters.watch(*keys) as event:
+                page = await self._read(messenger_id, operator_id, after, limit)
+                if not page.rows and await wait_for(event, wait):
+                    # Read again, cursor included: a reset meanwhile makes it unknown.
+                    page = await self._read(messenger_id, operator_id, after, limit)
+        rows = page.rows
         fresh = [row.seq for row in rows if not row.delivered]
         if fresh:
             now = self._clock.now_ms()
@@ -69,6 +106,6 @@ class Feed:
             missed = sum(1 for row in rows if not row.delivered and now > row.deliver_by)
             if missed:
                 self._metrics.deliver_by_missed.labels("feed").inc(missed)
-        cursor = encode_cursor(rows[-1].seq if rows else position)
+        cursor = page.key.issue(rows[-1].seq if rows else page.position)
         events = ",".join(row.body for row in rows)
         return f'{{"events":[{events}],"next_cursor":"{cursor}"}}'.encode()

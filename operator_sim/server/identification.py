@@ -24,7 +24,7 @@ from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Emitted, Outbox
 from operator_sim.server.rulebook import Rulebook, answered_status, refusal
-from operator_sim.server.waiters import Waiters, wait_for
+from operator_sim.server.waiters import Waiters, messenger_key, wait_for
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.store import Conn, Database, idempotency, jobs, journal, subscribers
 from operator_sim.store import requests as requests_table
@@ -314,7 +314,7 @@ class Identification:
             "operator_id": req.operator_id,
             "request_id": req.id,
         }
-        async with self._waiters.watch(req.id) as event:
+        async with self._waiters.watch(req.id, messenger_key(req.messenger_id)) as event:
             current = await self._read(**ids)
             if current.status != "pending":
                 return current

@@ -45,6 +45,7 @@ _TABLE: dict[type[errors.OperatorSimError], tuple[int, str]] = {
     errors.InputError: (400, "bad_request"),
     errors.Unauthorized: (401, "unauthorized"),
     errors.NotFound: (404, "not_found"),
+    errors.CursorUnknown: (409, "cursor_unknown"),
     errors.Conflict: (409, "conflict"),
     errors.StorageUnavailable: (503, "storage_unavailable"),
 }

@@ -7,6 +7,7 @@ per code, in the same unit of work (the outbox); they are announced after the co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 
@@ -17,9 +18,24 @@ from operator_sim.server.outbox import Emitted, Outbox
 from operator_sim.store import Conn, Database, codes, subscribers
 from operator_sim.wire import LifecycleResult, Subscriber, SubscriberIn, SubscribersUpserted
 
-__all__ = ["Subscribers"]
+__all__ = ["Subscribers", "Written"]
 
 log = structlog.get_logger("operator_sim.lifecycle")
+
+
+def _day(now_ms: int) -> str:
+    return ms_to_datetime(now_ms).date().isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What writing subscriber records did: counts, notifications, and the contracts ended."""
+
+    created: int
+    updated: int
+    emitted: tuple[Emitted, ...]
+    endings: tuple[tuple[str, str, str], ...]
+    """(msisdn, "terminated" or "ported", the operator it left) for each record that ended."""
 
 
 class Subscribers:
@@ -39,16 +55,65 @@ class Subscribers:
         return found
 
     async def upsert(self, records: Sequence[SubscriberIn]) -> SubscribersUpserted:
-        """Insert or replace subscribers, all or nothing; of a repeated number, the last wins."""
+        """Insert or replace subscribers, all or nothing; of a repeated number, the last wins.
+
+        A record that ends a contract or moves a number goes the way of :meth:`terminate`
+        or :meth:`port`: its codes end and their messengers are notified.
+        """
         # A number given twice is upserted twice, in order: the last one stands.
         unique = list({sub.msisdn: sub for sub in records}.values())
         for i, sub in enumerate(unique):
             self._operators.require(sub.operator_id, field=("subscribers", i, "operator_id"))
         now = self._clock.now_ms()
-        created, updated = await self._db.run(
-            lambda conn: subscribers.upsert_subscribers(conn, unique, source="admin", now_ms=now)
+        written = await self._db.run(
+            lambda conn: self.write_records(conn, unique, source="admin", now=now)
         )
-        return SubscribersUpserted(upserted=created + updated, created=created, updated=updated)
+        self.announce(written)
+        return SubscribersUpserted(
+            upserted=written.created + written.updated,
+            created=written.created,
+            updated=written.updated,
+            events=len(written.emitted),
+        )
+
+    async def write_records(
+        self, conn: Conn, records: Sequence[SubscriberIn], *, source: str, now: int
+    ) -> Written:
+        """Write records inside a unit: a contract that ends or a number that moves ends
+        its codes, one notification per code (both at once is a port)."""
+        emitted: list[Emitted] = []
+        endings: list[tuple[str, str, str]] = []
+        for sub in records:
+            before = await subscribers.subscriber_standing(conn, sub.msisdn)
+            if before is None:
+                continue
+            if before.operator_id != sub.operator_id:
+                endings.append((sub.msisdn, "ported", before.operator_id))
+            elif before.status == "active" and sub.status == "terminated":
+                endings.append((sub.msisdn, "terminated", before.operator_id))
+        created, updated = await subscribers.upsert_subscribers(
+            conn, records, source=source, now_ms=now
+        )
+        for msisdn, kind, operator_id in endings:
+            if kind == "terminated":
+                await subscribers.set_subscriber_status(
+                    conn, msisdn, status="terminated", contract_end=_day(now), now_ms=now
+                )
+            emitted += await self._end_codes(
+                conn, kind=kind, msisdn=msisdn, operator_id=operator_id, now=now
+            )
+        return Written(created, updated, tuple(emitted), tuple(endings))
+
+    def announce(self, written: Written) -> None:
+        """After the unit committed: notify, and log what ended."""
+        self._outbox.published(written.emitted)
+        for msisdn, kind, operator_id in written.endings:
+            log.info(
+                "contract_terminated" if kind == "terminated" else "number_ported",
+                msisdn=msisdn,
+                operator_id=operator_id,
+                source="upsert",
+            )
 
     async def terminate(self, msisdn: str) -> LifecycleResult:
         """End the contract; one ``subscriber.contract_terminated`` per registered code."""
@@ -60,11 +125,7 @@ class Subscribers:
                 raise errors.NotFound(kind="subscriber")
             if standing.status != "terminated":
                 await subscribers.set_subscriber_status(
-                    conn,
-                    msisdn,
-                    status="terminated",
-                    contract_end=ms_to_datetime(now).date().isoformat(),
-                    now_ms=now,
+                    conn, msisdn, status="terminated", contract_end=_day(now), now_ms=now
                 )
             emitted = await self._end_codes(
                 conn, kind="terminated", msisdn=msisdn, operator_id=standing.operator_id, now=now

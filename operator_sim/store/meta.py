@@ -47,3 +47,32 @@ async def ping(conn: Conn) -> None:
     """A statement that touches the database file: raises if it cannot be read."""
     async with conn.execute("SELECT count(*) FROM meta") as cur:
         await cur.fetchone()
+
+
+_FEED_SECRET = "feed_secret"  # noqa: S105 (the name of the meta row, not a secret)
+
+
+def _epoch_key(messenger_id: str) -> str:
+    return f"feed_epoch/{messenger_id}"
+
+
+async def feed_secret(conn: Conn) -> bytes | None:
+    """The database's secret that feed cursors are signed with."""
+    value = await get_meta(conn, _FEED_SECRET)
+    return None if value is None else bytes.fromhex(value)
+
+
+async def set_feed_secret(conn: Conn, secret: bytes) -> None:
+    """Replace the feed secret: every cursor issued before stops being valid."""
+    await set_meta(conn, _FEED_SECRET, secret.hex())
+
+
+async def feed_epoch(conn: Conn, messenger_id: str) -> int:
+    """How many times this messenger's feeds were reset."""
+    value = await get_meta(conn, _epoch_key(messenger_id))
+    return 0 if value is None else int(value)
+
+
+async def next_feed_epoch(conn: Conn, messenger_id: str) -> None:
+    """Start a new epoch of this messenger's feeds: its earlier cursors stop being valid."""
+    await set_meta(conn, _epoch_key(messenger_id), str(await feed_epoch(conn, messenger_id) + 1))
