@@ -30,8 +30,10 @@ from operator_sim.messenger.errors import (
     OperatorClientError,
     TransportError,
 )
+from operator_sim.messenger.events import EventFeed
 from operator_sim.messenger.phone import normalise_phone
 from operator_sim.messenger.store import CodeRecord, HistoryEntry, MessengerStore, UserRecord
+from operator_sim.messenger.webhooks import WebhookReceiver
 from operator_sim.wire import (
     IDENTIFICATION_DEADLINE,
     ContractTerminatedEvent,
@@ -133,9 +135,8 @@ class Messenger:
         self._observer = observer
         self._store: MessengerStore | None = None
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
-        self._consumers: dict[str, asyncio.Task[None]] = {}
+        self._feed: EventFeed | None = None
         self._chores: set[asyncio.Task[None]] = set()
-        self._feed_locks: dict[str, asyncio.Lock] = {}
         self._asked: dict[str, str] = {}
 
     # --- lifecycle -----------------------------------------------------------------
@@ -155,23 +156,27 @@ class Messenger:
     async def start(self) -> None:
         """Open the store, finish what a crash left half done, start the feed consumer."""
         self._store = await MessengerStore.open(self._db_path)
+        self._feed = EventFeed(
+            self._client,
+            self._store,
+            self.apply_event,
+            report=self._emit,
+            wait=self._feed_wait,
+            background=self._background_feed,
+        )
         await self.recover()
-        if self._background_feed:
-            for operator_id, _ in await self._store.operators():
-                self._consume(operator_id)
+        await self._feed.start()
 
     async def close(self) -> None:
         """Stop background work, close the client and the store."""
-        tasks = [
-            *(task for task, _ in self._inflight.values()),
-            *self._consumers.values(),
-            *self._chores,
-        ]
+        tasks = [*(task for task, _ in self._inflight.values()), *self._chores]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
-        self._consumers.clear()
+        if self._feed is not None:
+            await self._feed.close()
+            self._feed = None
         await self._client.close()
         if self._store is not None:
             await self._store.close()
@@ -274,7 +279,7 @@ class Messenger:
         ported = " (ported)" if routing.ported else ""
         self._emit("routed", user_id, f"{msisdn} is served by {operator_id}{ported}")
         await store.start_identification(user_id, msisdn, operator_id, None)
-        self._consume(operator_id)
+        self._feed_or_fail().follow(operator_id)
 
         try:
             req = await self._ask(user_id, operator_id, msisdn)
@@ -449,52 +454,20 @@ class Messenger:
 
     async def sync_events(self) -> int:
         """Pull and apply every pending event from each operator asked so far, once."""
-        applied = 0
-        for operator_id, _ in await self.store.operators():
-            applied += await self._drain(operator_id, wait=0)
-        return applied
-
-    async def _drain(self, operator_id: str, *, wait: int) -> int:
-        lock = self._feed_locks.setdefault(operator_id, asyncio.Lock())
-        applied = 0
-        async with lock:
-            while True:
-                cursor = dict(await self.store.operators()).get(operator_id)
-                page = await self._client.events(operator_id, after=cursor, limit=500, wait=wait)
-                for event in page.events:
-                    applied += await self.apply_event(event)
-                await self.store.save_cursor(operator_id, page.next_cursor)
-                if not page.events:
-                    return applied
-                wait = 0
-
-    def _consume(self, operator_id: str) -> None:
-        if not self._background_feed or operator_id in self._consumers:
-            return
-        self._consumers[operator_id] = asyncio.create_task(
-            self._consumer(operator_id), name=f"messenger-feed-{operator_id}"
-        )
-
-    async def _consumer(self, operator_id: str) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._drain(operator_id, wait=self._feed_wait)
-                failures = 0
-            except Exception as exc:  # noqa: BLE001 (the consumer outlives any one failure)
-                failures += 1
-                self._emit("feed_error", None, f"{operator_id}: {exc}")
-                await asyncio.sleep(min(30.0, 0.5 * 2.0 ** min(failures, 6)))
+        return await self._feed_or_fail().sync()
 
     def webhook_app(self) -> web.Application:
         """An aiohttp sub-app receiving the operator's signed webhooks at its root."""
-        from operator_sim.messenger.webhooks import WebhookReceiver
-
         if self._webhook_secret is None:
             raise RuntimeError("Messenger(..., webhook_secret=...) is needed to receive webhooks")
-        return WebhookReceiver(self, self._webhook_secret).app()
+        return WebhookReceiver(self.apply_event, self._webhook_secret).app()
 
     # --- plumbing ------------------------------------------------------------------
+
+    def _feed_or_fail(self) -> EventFeed:
+        if self._feed is None:
+            raise RuntimeError("the Messenger is not started: use `async with Messenger(...)`")
+        return self._feed
 
     def _chore(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

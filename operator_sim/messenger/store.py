@@ -426,6 +426,14 @@ class MessengerStore:
             )
             return True, str(user[0])
 
+    async def cursor(self, operator_id: str) -> str | None:
+        """How far this operator's feed has been read (None: from the oldest event)."""
+        async with self._conn.execute(
+            "SELECT cursor FROM operators WHERE operator_id = ?", (operator_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
     async def save_cursor(self, operator_id: str, cursor: str) -> None:
         """Remember how far the feed of an operator has been read."""
         async with self._tx() as conn:

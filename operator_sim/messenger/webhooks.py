@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from pydantic import TypeAdapter, ValidationError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from operator_sim.messenger.events import Applier
 from operator_sim.wire import Event
-
-if TYPE_CHECKING:
-    from operator_sim.messenger.messenger import Messenger
 
 __all__ = ["WebhookReceiver"]
 
@@ -35,10 +31,13 @@ def _problem(status: int, code: str, detail: str) -> web.Response:
 
 
 class WebhookReceiver:
-    """An aiohttp handler that verifies, deduplicates and applies signed events."""
+    """An aiohttp handler that verifies signed events and hands each to ``apply``.
 
-    def __init__(self, messenger: Messenger, secret: str) -> None:
-        self._messenger = messenger
+    ``apply`` is the event applier (``Messenger.apply_event``), which deduplicates by id.
+    """
+
+    def __init__(self, apply: Applier, secret: str) -> None:
+        self._apply = apply
         self._verifier = Webhook(secret)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -59,7 +58,7 @@ class WebhookReceiver:
             return _problem(422, "validation_error", "the body is not an operator event")
         if event.id != headers.get("webhook-id"):
             return _problem(422, "validation_error", "webhook-id is not the event's id")
-        await self._messenger.apply_event(event)
+        await self._apply(event)
         return web.Response(status=204)
 
     def app(self) -> web.Application:
