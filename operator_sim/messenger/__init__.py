@@ -19,7 +19,8 @@ from operator_sim.messenger.errors import (
     TransportError,
     Unauthorized,
 )
-from operator_sim.messenger.messenger import Messenger, Outcome, Step
+from operator_sim.messenger.identification import Outcome
+from operator_sim.messenger.messenger import Messenger, Step
 from operator_sim.messenger.phone import normalise_phone
 from operator_sim.messenger.store import HistoryEntry, UserRecord
 from operator_sim.messenger.webhooks import WebhookReceiver

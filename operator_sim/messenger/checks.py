@@ -20,7 +20,6 @@ from operator_sim.wire import (
 )
 
 __all__ = [
-    "DEADLINE",
     "Reason",
     "check_code",
     "check_request",
@@ -28,9 +27,6 @@ __all__ = [
     "parse_model",
     "verdict",
 ]
-
-DEADLINE = IDENTIFICATION_DEADLINE
-"""The decree's answer deadline: no operator may grant itself more."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,7 +76,7 @@ def check_request(
         _expect("id", req.id, request_id)
     elif not req.id:
         raise InvalidResponse("the request has an empty id")
-    if not req.received_at < req.due_at <= req.received_at + DEADLINE:
+    if not req.received_at < req.due_at <= req.received_at + IDENTIFICATION_DEADLINE:
         raise InvalidResponse("due_at is not within 20 minutes after received_at")
     if req.status == "answered":
         if req.result is None or req.answered_at is None:

@@ -40,10 +40,7 @@ from operator_sim.wire import (
     Routing,
 )
 
-__all__ = ["MAX_WAIT", "OperatorClient", "RetryPolicy"]
-
-MAX_WAIT = MAX_WAIT_SECONDS
-"""The longest ``Prefer: wait`` the API honours, in seconds."""
+__all__ = ["OperatorClient", "RetryPolicy"]
 
 
 def _jitter_rng() -> random.Random:
@@ -247,7 +244,7 @@ class OperatorClient:
         wait: int = 0,
         body_expected: bool = True,
     ) -> _Reply:
-        wait = max(0, min(int(wait), MAX_WAIT))
+        wait = max(0, min(int(wait), MAX_WAIT_SECONDS))
         sent_headers = {**self._headers, **(headers or {})}
         if wait:
             sent_headers["Prefer"] = f"wait={wait}"

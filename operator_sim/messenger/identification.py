@@ -1,0 +1,300 @@
+"""The decree's identification flow for one user, from what they typed to a settled state.
+
+``IdentificationFlow.run`` normalises the number, routes it, asks the operator, waits for
+the answer (never past the 20-minute deadline), and identifies the user only on a timely
+``present``, after registering a fresh unguessable code. Everything else refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from operator_sim.messenger.checks import Reason, verdict
+from operator_sim.messenger.client import OperatorClient
+from operator_sim.messenger.errors import (
+    ApiError,
+    Conflict,
+    InvalidPhone,
+    InvalidResponse,
+    NotFound,
+    OperatorClientError,
+    TransportError,
+)
+from operator_sim.messenger.phone import normalise_phone
+from operator_sim.messenger.store import CodeRecord, MessengerStore
+from operator_sim.wire import IdentificationRequest, format_timestamp
+
+__all__ = ["IdentificationFlow", "NoAnswer", "Outcome"]
+
+_CODE_BYTES = 32
+
+Report = Callable[[str, str | None, str], None]
+"""Reports a step: (kind, user id, message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an identification ended."""
+
+    user_id: str
+    identified: bool
+    reason: Reason
+    msisdn: str | None = None
+    operator_id: str | None = None
+    request_id: str | None = None
+    code: str | None = None
+    detail: str | None = None
+
+
+class NoAnswer(Exception):
+    """No usable answer came to a request: why, and the request's id once it had one."""
+
+    def __init__(self, reason: Reason, detail: str, *, request_id: str | None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.request_id = request_id
+
+
+def describe(req: IdentificationRequest) -> str:
+    """A request's state in one line, for steps and refusals."""
+    due = format_timestamp(req.due_at)
+    if req.status == "expired":
+        return f"{req.id} expired unanswered at its deadline {due}"
+    if req.status == "pending" or req.answered_at is None:
+        return f"{req.id} still pending (due {due})"
+    late = " (late)" if req.answered_at > req.due_at else ""
+    return f"{req.id} answered {req.result} at {format_timestamp(req.answered_at)}{late}, due {due}"
+
+
+def reason_of(exc: OperatorClientError) -> Reason:
+    """The refusal reason for a call that failed."""
+    if isinstance(exc, InvalidResponse):
+        return Reason.INVALID_RESPONSE
+    if isinstance(exc, TransportError) or (isinstance(exc, ApiError) and exc.transient):
+        return Reason.OPERATOR_UNREACHABLE
+    return Reason.OPERATOR_REFUSED
+
+
+class IdentificationFlow:
+    """Runs identifications against the operator and records each step in the store.
+
+    ``follow`` is told of every operator asked (its feed must be read); ``discard`` of every
+    code the operator may hold that no user has any more (it must be deleted there).
+    """
+
+    def __init__(
+        self,
+        client: OperatorClient,
+        store: MessengerStore,
+        *,
+        report: Report,
+        follow: Callable[[str], None],
+        discard: Callable[[str, str], None],
+        region: str,
+        answer_timeout: float,
+        poll_wait: int,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._report = report
+        self._follow = follow
+        self._discard = discard
+        self._region = region
+        self._answer_timeout = answer_timeout
+        self._poll_wait = poll_wait
+
+    async def run(self, user_id: str, phone: str) -> Outcome:
+        """Identify a user by the phone number they typed."""
+        store = self._store
+        for pending in await store.registrations(user_id):
+            await self.finish(pending)
+        current = await store.user(user_id)
+        try:
+            msisdn = normalise_phone(phone, self._region)
+        except InvalidPhone as exc:
+            return await self._refuse(user_id, Reason.INVALID_PHONE, str(exc))
+        self._report("normalised", user_id, f"{phone!r} is {msisdn}")
+        if current is not None and current.state == "identified" and current.msisdn == msisdn:
+            self._report("identified", user_id, "already identified with this number")
+            return Outcome(
+                user_id,
+                identified=True,
+                reason=Reason.ALREADY_IDENTIFIED,
+                msisdn=msisdn,
+                operator_id=current.operator_id,
+                request_id=current.request_id,
+                code=current.code,
+            )
+        await store.start_identification(user_id, msisdn, None, None)
+        try:
+            routing = await self._client.route(msisdn)
+        except NotFound:
+            return await self._refuse(
+                user_id, Reason.UNROUTABLE, "no operator serves this number", msisdn=msisdn
+            )
+        except OperatorClientError as exc:
+            return await self._refuse(user_id, reason_of(exc), str(exc), msisdn=msisdn)
+        operator_id = routing.operator_id
+        ported = " (ported)" if routing.ported else ""
+        self._report("routed", user_id, f"{msisdn} is served by {operator_id}{ported}")
+        await store.start_identification(user_id, msisdn, operator_id, None)
+        self._follow(operator_id)
+
+        try:
+            req = await self._ask(user_id, operator_id, msisdn)
+        except NoAnswer as exc:
+            return await self._refuse(
+                user_id,
+                exc.reason,
+                exc.detail,
+                msisdn=msisdn,
+                operator_id=operator_id,
+                request_id=exc.request_id,
+            )
+        reason = verdict(req)
+        self._report("answered", user_id, describe(req))
+        if reason is not Reason.PRESENT:
+            return await self._refuse(
+                user_id,
+                reason or Reason.NO_ANSWER,
+                describe(req),
+                msisdn=msisdn,
+                operator_id=operator_id,
+                request_id=req.id,
+            )
+        code = CodeRecord(
+            code=secrets.token_urlsafe(_CODE_BYTES),
+            user_id=user_id,
+            state="registering",
+            operator_id=operator_id,
+            request_id=req.id,
+            msisdn=msisdn,
+        )
+        await store.begin_registration(
+            user_id, code=code.code, operator_id=operator_id, request_id=req.id, msisdn=msisdn
+        )
+        return await self.finish(code)
+
+    async def _ask(self, user_id: str, operator_id: str, msisdn: str) -> IdentificationRequest:
+        """Send the request and wait for a verdict; ``NoAnswer`` when none comes in time."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._answer_timeout
+        key = "idn-" + secrets.token_urlsafe(18)
+        try:
+            # No long poll on the POST: the request id is stored before any waiting starts.
+            async with asyncio.timeout_at(deadline):
+                req = await self._client.create_request(operator_id, msisdn, idempotency_key=key)
+        except TimeoutError:
+            raise NoAnswer(Reason.NO_ANSWER, self._silent(), request_id=None) from None
+        except OperatorClientError as exc:
+            raise NoAnswer(reason_of(exc), str(exc), request_id=None) from exc
+        await self._store.start_identification(user_id, msisdn, operator_id, req.id)
+        self._report(
+            "sent",
+            user_id,
+            f"request {req.id} to {operator_id}, due {format_timestamp(req.due_at)}",
+        )
+        # Never wait past the operator's own deadline, nor past ours.
+        deadline = min(deadline, started + (req.due_at - req.received_at).total_seconds())
+        try:
+            while verdict(req) is None:
+                if loop.time() >= deadline:
+                    raise TimeoutError
+                async with asyncio.timeout_at(deadline):
+                    req = await self._client.get_request(
+                        operator_id, req.id, msisdn=msisdn, wait=self._wait(deadline)
+                    )
+        except TimeoutError:
+            raise NoAnswer(Reason.NO_ANSWER, self._silent(), request_id=req.id) from None
+        except OperatorClientError as exc:
+            raise NoAnswer(reason_of(exc), str(exc), request_id=req.id) from exc
+        return req
+
+    def _silent(self) -> str:
+        return f"no answer within {self._answer_timeout:g} s: the operator went silent"
+
+    def _wait(self, deadline: float) -> int:
+        remaining = deadline - asyncio.get_running_loop().time()
+        return max(1, min(self._poll_wait, math.ceil(remaining)))
+
+    async def finish(self, code: CodeRecord) -> Outcome:
+        """Register a code the store holds as ``registering``, and settle the user."""
+        refuse = {
+            "msisdn": code.msisdn,
+            "operator_id": code.operator_id,
+            "request_id": code.request_id,
+            "abandon_code": code.code,
+        }
+        try:
+            await self._client.register_code(
+                code.operator_id, code.request_id, code.code, msisdn=code.msisdn
+            )
+        except Conflict as exc:
+            return await self._refuse(code.user_id, Reason.CODE_REJECTED, exc.detail, **refuse)
+        except OperatorClientError as exc:
+            # The operator may hold the code even though we could not read its answer.
+            self._discard(code.operator_id, code.code)
+            return await self._refuse(code.user_id, reason_of(exc), str(exc), **refuse)
+        identified, replaced = await self._store.finish_registration(code)
+        if replaced is not None:
+            self._discard(replaced.operator_id, replaced.code)
+        if not identified:
+            self._report("suspended", code.user_id, "the contract ended while registering")
+            return Outcome(
+                code.user_id,
+                identified=False,
+                reason=Reason.CODE_REJECTED,
+                msisdn=code.msisdn,
+                operator_id=code.operator_id,
+                request_id=code.request_id,
+                detail="the number's contract ended while the code was registered",
+            )
+        self._report("identified", code.user_id, f"code registered with {code.operator_id}")
+        return Outcome(
+            code.user_id,
+            identified=True,
+            reason=Reason.PRESENT,
+            msisdn=code.msisdn,
+            operator_id=code.operator_id,
+            request_id=code.request_id,
+            code=code.code,
+        )
+
+    async def _refuse(
+        self,
+        user_id: str,
+        reason: Reason,
+        detail: str,
+        *,
+        msisdn: str | None = None,
+        operator_id: str | None = None,
+        request_id: str | None = None,
+        abandon_code: str | None = None,
+    ) -> Outcome:
+        await self._store.refuse(
+            user_id,
+            reason.value,
+            msisdn=msisdn,
+            operator_id=operator_id,
+            request_id=request_id,
+            abandon_code=abandon_code,
+        )
+        old = await self._store.retire_active(user_id, "superseded")
+        if old is not None:
+            self._discard(old.operator_id, old.code)
+        self._report("refused", user_id, f"{reason.value}: {detail}")
+        return Outcome(
+            user_id,
+            identified=False,
+            reason=reason,
+            msisdn=msisdn,
+            operator_id=operator_id,
+            request_id=request_id,
+            detail=detail,
+        )
