@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from operator_sim.messenger import Messenger, RetryPolicy, Step
 from operator_sim.wire import format_timestamp
@@ -93,7 +95,8 @@ def make_messenger(
 # --- a fake operator that answers whatever a test scripts -------------------------------
 
 Scripted = web.Response | Callable[[dict[str, Any]], web.Response] | None
-"""A scripted reply: a response, a function of the JSON body sent, or None to drop."""
+"""A scripted reply: a response, a function of what was sent (the JSON body, or the query
+of a call without a body), or None to drop the connection."""
 
 
 @dataclass
@@ -103,13 +106,17 @@ class FakeOperator:
     create: list[Scripted] = field(default_factory=list)
     get: list[Scripted] = field(default_factory=list)
     codes: list[Scripted] = field(default_factory=list)
+    deletes: list[Scripted] = field(default_factory=list)
+    events: list[Scripted] = field(default_factory=list)
+    events_after: Scripted = None
+    """What the feed answers once ``events`` is used up (by default an empty page)."""
     routing_operator: str = "alfa"
     seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
 
     async def _record(self, request: web.Request) -> None:
         self.seen.append(
-            (request.method, request.path, dict(request.headers), await request.read())
+            (request.method, request.path_qs, dict(request.headers), await request.read())
         )
 
     async def routing(self, request: web.Request) -> web.Response:
@@ -119,11 +126,14 @@ class FakeOperator:
             {"msisdn": msisdn, "operator_id": self.routing_operator, "ported": False}
         )
 
-    async def _scripted(self, request: web.Request, script: list[Scripted]) -> Any:
+    async def _scripted(
+        self, request: web.Request, script: list[Scripted], default: Scripted = None
+    ) -> Any:
         await self._record(request)
-        response = script.pop(0) if script else None
+        response = script.pop(0) if script else default
         if callable(response):
-            response = response(json.loads(await request.read()))
+            body = await request.read()
+            response = response(json.loads(body) if body else dict(request.query))
         if response is None:
             if request.transport is not None:
                 request.transport.abort()
@@ -139,13 +149,14 @@ class FakeOperator:
     async def on_code(self, request: web.Request) -> Any:
         return await self._scripted(request, self.codes)
 
-    async def on_delete(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        return web.Response(status=204)
+    async def on_delete(self, request: web.Request) -> Any:
+        return await self._scripted(request, self.deletes, web.Response(status=204))
 
-    async def on_events(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        return web.json_response({"events": [], "next_cursor": "c0"})
+    async def on_events(self, request: web.Request) -> Any:
+        default = self.events_after
+        if default is None:
+            default = web.json_response({"events": [], "next_cursor": "c0"})
+        return await self._scripted(request, self.events, default)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -161,6 +172,10 @@ class FakeOperator:
     def posted(self, path_end: str) -> list[tuple[dict[str, str], bytes]]:
         """Headers and bodies of the POSTs to a path ending so."""
         return [(h, b) for m, p, h, b in self.seen if m == "POST" and p.endswith(path_end)]
+
+    def calls(self, method: str, path_part: str) -> list[str]:
+        """Paths (with the query string) of the calls of a method to paths containing a part."""
+        return [p for m, p, _, _ in self.seen if m == method and path_part in p]
 
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -206,3 +221,57 @@ def code_body(request_id: str, code: str, msisdn: str = "+79000000001") -> dict[
         "request_id": request_id,
         "registered_at": format_timestamp(NOW),
     }
+
+
+def problem_reply(status: int, code: str, detail: str = "refused") -> web.Response:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code}
+    return json_reply(body, status, "application/problem+json")
+
+
+def event_body(
+    code: str,
+    *,
+    id_: str = "evt_1",
+    type_: str = "subscriber.contract_terminated",
+    operator_id: str = "alfa",
+    msisdn: str = "+79000000001",
+) -> dict[str, Any]:
+    """A lifecycle event as an operator's feed or webhook carries it."""
+    return {
+        "id": id_,
+        "type": type_,
+        "operator_id": operator_id,
+        "occurred_at": format_timestamp(NOW),
+        "deliver_by": format_timestamp(NOW + timedelta(hours=24)),
+        "data": {"msisdn": msisdn, "code": code},
+    }
+
+
+def page_reply(events: list[dict[str, Any]], next_cursor: str) -> web.Response:
+    """One page of an operator's event feed."""
+    return json_reply({"events": events, "next_cursor": next_cursor}, 200)
+
+
+def registered(sent: dict[str, Any]) -> web.Response:
+    """A code registration answered as the contract says: the code sent, for its request."""
+    return json_reply(code_body(sent["request_id"], sent["code"]), 201)
+
+
+async def identify_on(fake: FakeOperator, messenger: Messenger, user_id: str) -> str:
+    """Identify a user through the fake operator (a timely present); returns the code."""
+    fake.create.append(json_reply(request_body()))
+    fake.codes.append(registered)
+    outcome = await messenger.identify(user_id, "+79000000001")
+    assert outcome.identified, outcome
+    assert outcome.code is not None
+    return outcome.code
+
+
+@pytest.fixture
+async def fake_operator(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeOperator:
+    """A scripted fake operator on loopback."""
+    fake = FakeOperator()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("/"))
+    return fake

@@ -9,6 +9,7 @@ from operator_sim.messenger.client import OperatorClient, RetryPolicy
 from operator_sim.messenger.errors import (
     ApiError,
     Conflict,
+    FeedStalled,
     InvalidPhone,
     InvalidResponse,
     NotFound,
@@ -16,6 +17,7 @@ from operator_sim.messenger.errors import (
     OperatorUnavailable,
     RateLimited,
     Rejected,
+    ResponseTooLarge,
     TransportError,
     Unauthorized,
 )
@@ -28,6 +30,7 @@ from operator_sim.messenger.webhooks import WebhookReceiver
 __all__ = [
     "ApiError",
     "Conflict",
+    "FeedStalled",
     "HistoryEntry",
     "InvalidPhone",
     "InvalidResponse",
@@ -40,6 +43,7 @@ __all__ = [
     "RateLimited",
     "Reason",
     "Rejected",
+    "ResponseTooLarge",
     "RetryPolicy",
     "Step",
     "TransportError",

@@ -23,7 +23,14 @@ from urllib.parse import quote
 import aiohttp
 
 from operator_sim import __version__
-from operator_sim.messenger.checks import check_code, check_request, check_routing, parse_model
+from operator_sim.messenger.checks import (
+    FeedPage,
+    check_code,
+    check_request,
+    check_routing,
+    parse_feed_page,
+    parse_model,
+)
 from operator_sim.messenger.errors import (
     ApiError,
     InvalidResponse,
@@ -33,7 +40,6 @@ from operator_sim.messenger.errors import (
 )
 from operator_sim.wire import (
     MAX_WAIT_SECONDS,
-    EventPage,
     IdentificationCode,
     IdentificationRequest,
     Problem,
@@ -210,8 +216,11 @@ class OperatorClient:
 
     async def events(
         self, operator_id: str, *, after: str | None = None, limit: int = 100, wait: int = 0
-    ) -> EventPage:
-        """One page of this messenger's events from the operator; ``wait`` long-polls."""
+    ) -> FeedPage:
+        """One page of this messenger's events from the operator; ``wait`` long-polls.
+
+        Events of a type this client does not know are kept as ``UnknownEvent``s.
+        """
         query: dict[str, str] = {"limit": str(limit)}
         if after is not None:
             query["after"] = after
@@ -222,13 +231,7 @@ class OperatorClient:
             wait=wait,
             expect=(200,),
         )
-        page = parse_model(EventPage, reply.body)
-        if not page.next_cursor:
-            raise InvalidResponse("the event page has an empty next_cursor")
-        for event in page.events:
-            if event.operator_id != operator_id:
-                raise InvalidResponse(f"event {event.id} is from {event.operator_id!r}")
-        return page
+        return parse_feed_page(reply.body, operator_id=operator_id)
 
     # --- transport -----------------------------------------------------------------
 

@@ -4,6 +4,15 @@
 database, hands every event to an applier (the ``Messenger``'s, which deduplicates by
 event id) and stores the cursor past them. ``sync`` reads every pending event once; with
 ``background=True`` one long-polling consumer per operator keeps reading until closed.
+
+The feed never stalls on the operator's account:
+
+- a page of events that comes back with the cursor it was read after would be read for
+  ever: :class:`FeedStalled` ends the sync (a consumer backs off and tries again later);
+- an event of a type this library does not know is handed to the applier as an
+  ``UnknownEvent`` (which skips and reports it), and the rest of the page is applied;
+- a stored cursor the operator refuses (``409 cursor_unknown``, or ``422``) is dropped and
+  the feed read again from the oldest event: safe, as events are deduplicated by id.
 """
 
 from __future__ import annotations
@@ -11,16 +20,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from operator_sim.messenger.checks import UnknownEvent
 from operator_sim.messenger.client import OperatorClient
+from operator_sim.messenger.errors import ApiError, FeedStalled
 from operator_sim.messenger.store import MessengerStore
 from operator_sim.wire import Event
 
 __all__ = ["Applier", "EventFeed"]
 
-Applier = Callable[[Event], Awaitable[bool]]
-"""Applies one event once; returns whether it was new."""
+Applier = Callable[[Event | UnknownEvent], Awaitable[bool]]
+"""Applies one event once; returns whether it was new (an unknown type never is)."""
 
 _PAGE = 500
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 60.0
+
+
+def _refuses_cursor(exc: ApiError) -> bool:
+    # Our only other parameter, limit, is always in range: a 422 is about the cursor.
+    return (exc.status == 409 and exc.code == "cursor_unknown") or exc.status == 422
 
 
 class EventFeed:
@@ -79,21 +97,40 @@ class EventFeed:
         async with lock:
             while True:
                 cursor = await self._store.cursor(operator_id)
-                page = await self._client.events(operator_id, after=cursor, limit=_PAGE, wait=wait)
+                try:
+                    page = await self._client.events(
+                        operator_id, after=cursor, limit=_PAGE, wait=wait
+                    )
+                except ApiError as exc:
+                    if cursor is None or not _refuses_cursor(exc):
+                        raise
+                    self._report(
+                        "cursor_reset",
+                        None,
+                        f"{operator_id} refused the stored cursor ({exc.status} {exc.code}): "
+                        "reading its feed again from the oldest event",
+                    )
+                    await self._store.save_cursor(operator_id, None)
+                    continue
                 for event in page.events:
                     applied += await self._apply(event)
+                if page.events and cursor is not None and page.next_cursor == cursor:
+                    raise FeedStalled(operator_id=operator_id, cursor=cursor)
                 await self._store.save_cursor(operator_id, page.next_cursor)
                 if not page.events:
                     return applied
                 wait = 0
 
     async def _consume(self, operator_id: str) -> None:
+        policy = self._client.retry
         failures = 0
         while True:
             try:
                 await self._drain(operator_id, wait=self._wait)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 (the consumer outlives any one failure)
-                failures += 1
                 self._report("feed_error", None, f"{operator_id}: {exc}")
-                await asyncio.sleep(min(30.0, 0.5 * 2.0 ** min(failures, 6)))
+                step = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** min(failures, 16))
+                failures += 1
+                # Jitter keeps several processes from reading a failing feed in step.
+                await policy.sleep(step / 2 + policy.rng.uniform(0, step / 2))

@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from operator_sim.messenger.checks import UnknownEvent
 from operator_sim.messenger.client import OperatorClient, RetryPolicy
 from operator_sim.messenger.errors import OperatorClientError
 from operator_sim.messenger.events import EventFeed
 from operator_sim.messenger.identification import IdentificationFlow, Outcome
+from operator_sim.messenger.steps import Observer, Reporter, Step
 from operator_sim.messenger.store import HistoryEntry, MessengerStore, UserRecord
 from operator_sim.messenger.webhooks import WebhookReceiver
 from operator_sim.wire import (
@@ -39,18 +40,6 @@ __all__ = ["Messenger", "Outcome", "Step"]
 _current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "operator_sim_messenger_user", default=None
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One thing the messenger did or saw, for logs, demos and tests."""
-
-    kind: str
-    user_id: str | None
-    message: str
-
-
-Observer = Callable[[Step], None]
 
 
 class Messenger:
@@ -86,7 +75,7 @@ class Messenger:
         self._poll_wait = max(1, min(poll_wait, MAX_WAIT_SECONDS))
         self._feed_wait = max(1, min(feed_wait, MAX_WAIT_SECONDS))
         self._background_feed = background_feed
-        self._observer = observer
+        self._emit = Reporter(observer)
         self._store: MessengerStore | None = None
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
         self._feed: EventFeed | None = None
@@ -216,8 +205,19 @@ class Messenger:
 
     # --- events --------------------------------------------------------------------
 
-    async def apply_event(self, event: Event) -> bool:
-        """Apply one event once (deduplicated by id); returns whether it was new."""
+    async def apply_event(self, event: Event | UnknownEvent) -> bool:
+        """Apply one event once (deduplicated by id); returns whether it was new.
+
+        An event of a type this library does not know is skipped and reported
+        (``event_skipped``): the contract lets operators add types.
+        """
+        if isinstance(event, UnknownEvent):
+            self._emit(
+                "event_skipped",
+                None,
+                f"{event.operator_id} sent event {event.id} of unknown type {event.type}: skipped",
+            )
+            return False
         code: str | None = None
         reason: str | None = None
         if isinstance(event, ContractTerminatedEvent):
@@ -258,10 +258,6 @@ class Messenger:
         task = asyncio.create_task(coro)
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
-
-    def _emit(self, kind: str, user_id: str | None, message: str) -> None:
-        if self._observer is not None:
-            self._observer(Step(kind, user_id, message))
 
     def _on_retry(self, method: str, path: str, exc: OperatorClientError, pause: float) -> None:
         self._emit("retry", _current_user.get(), f"{method} {path}: {exc}; again in {pause:.1f} s")

@@ -434,8 +434,8 @@ class MessengerStore:
             row = await cur.fetchone()
         return None if row is None else row[0]
 
-    async def save_cursor(self, operator_id: str, cursor: str) -> None:
-        """Remember how far the feed of an operator has been read."""
+    async def save_cursor(self, operator_id: str, cursor: str | None) -> None:
+        """Remember how far the feed of an operator has been read (None: from the oldest)."""
         async with self._tx() as conn:
             await conn.execute(
                 "INSERT INTO operators (operator_id, cursor) VALUES (?, ?) "
