@@ -190,17 +190,20 @@ def request_body(
     result: str | None = "present",
     answered_after: timedelta | None = timedelta(seconds=1),
     deadline: timedelta = timedelta(minutes=20),
+    received: datetime = NOW,
 ) -> dict[str, Any]:
-    """A request resource as an operator would send it."""
+    """A request resource as an operator would send it (times relative to ``received``)."""
     return {
         "id": id_,
         "operator_id": operator_id,
         "msisdn": msisdn,
         "status": status,
         "result": result,
-        "received_at": format_timestamp(NOW),
-        "due_at": format_timestamp(NOW + deadline),
-        "answered_at": None if answered_after is None else format_timestamp(NOW + answered_after),
+        "received_at": format_timestamp(received),
+        "due_at": format_timestamp(received + deadline),
+        "answered_at": None
+        if answered_after is None
+        else format_timestamp(received + answered_after),
     }
 
 

@@ -21,6 +21,7 @@ from operator_sim.wire import (
     IdentificationCode,
     IdentificationRequest,
     Routing,
+    format_timestamp,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Reason",
     "UnknownEvent",
     "check_code",
+    "check_pinned",
     "check_request",
     "check_routing",
     "parse_event",
@@ -156,6 +158,19 @@ def check_request(
             raise InvalidResponse("answered_at is before received_at")
     elif req.result is not None or req.answered_at is not None:
         raise InvalidResponse(f"a {req.status} request carries an answer")
+    return req
+
+
+def check_pinned(req: IdentificationRequest, first: IdentificationRequest) -> IdentificationRequest:
+    """A later read of a request keeps the receipt and deadline the first response gave.
+
+    An operator that moves its deadline could turn a late answer into a timely one.
+    """
+    if req.received_at != first.received_at or req.due_at != first.due_at:
+        raise InvalidResponse(
+            "received_at or due_at differ from what the first response said "
+            f"(due {format_timestamp(first.due_at)}, now {format_timestamp(req.due_at)})"
+        )
     return req
 
 

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from operator_sim.messenger.checks import Reason, verdict
+from operator_sim.messenger.checks import Reason, check_pinned, verdict
 from operator_sim.messenger.client import OperatorClient
 from operator_sim.messenger.errors import (
     ApiError,
@@ -202,6 +202,7 @@ class IdentificationFlow:
         )
         # Never wait past the operator's own deadline, nor past ours.
         deadline = min(deadline, started + (req.due_at - req.received_at).total_seconds())
+        first = req  # its receipt and deadline hold for every later read
         try:
             while verdict(req) is None:
                 if loop.time() >= deadline:
@@ -210,6 +211,7 @@ class IdentificationFlow:
                     req = await self._client.get_request(
                         operator_id, req.id, msisdn=msisdn, wait=self._wait(deadline)
                     )
+                check_pinned(req, first)
         except TimeoutError:
             raise NoAnswer(Reason.NO_ANSWER, self._silent(), request_id=req.id) from None
         except OperatorClientError as exc:
