@@ -108,6 +108,7 @@ class FakeOperator:
     codes: list[Scripted] = field(default_factory=list)
     deletes: list[Scripted] = field(default_factory=list)
     events: list[Scripted] = field(default_factory=list)
+    routes: list[Scripted] = field(default_factory=list)
     events_after: Scripted = None
     """What the feed answers once ``events`` is used up (by default an empty page)."""
     routing_operator: str = "alfa"
@@ -119,12 +120,12 @@ class FakeOperator:
             (request.method, request.path_qs, dict(request.headers), await request.read())
         )
 
-    async def routing(self, request: web.Request) -> web.Response:
-        await self._record(request)
+    async def routing(self, request: web.Request) -> Any:
         msisdn = request.match_info["msisdn"]
-        return web.json_response(
+        default = web.json_response(
             {"msisdn": msisdn, "operator_id": self.routing_operator, "ported": False}
         )
+        return await self._scripted(request, self.routes, default)
 
     async def _scripted(
         self, request: web.Request, script: list[Scripted], default: Scripted = None

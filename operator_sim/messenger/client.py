@@ -35,6 +35,7 @@ from operator_sim.messenger.errors import (
     ApiError,
     InvalidResponse,
     OperatorClientError,
+    ResponseTooLarge,
     TransportError,
     api_error,
 )
@@ -46,7 +47,10 @@ from operator_sim.wire import (
     Routing,
 )
 
-__all__ = ["OperatorClient", "RetryPolicy"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "OperatorClient", "RetryPolicy"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""The most the client reads of one response: every answer of the contract is far smaller."""
 
 
 def _jitter_rng() -> random.Random:
@@ -113,6 +117,7 @@ class OperatorClient:
         timeout: float = 15.0,
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[str, str, OperatorClientError, float], None] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._headers = {
@@ -125,6 +130,7 @@ class OperatorClient:
         self._session = session
         self._own_session = session is None
         self._on_retry = on_retry
+        self._max_body = max_response_bytes
 
     async def __aenter__(self) -> OperatorClient:
         return self
@@ -272,6 +278,12 @@ class OperatorClient:
                 await policy.sleep(pause)
                 retry += 1
 
+    async def _read(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+        body = await _read_capped(resp, self._max_body)
+        if body is None:
+            raise ResponseTooLarge(method=method, path=path, limit=self._max_body)
+        return body
+
     async def _once(
         self,
         method: str,
@@ -294,7 +306,7 @@ class OperatorClient:
                 timeout=timeout,
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                body = await self._read(resp, method, path)
                 status = resp.status
                 content_type = resp.content_type
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
@@ -307,6 +319,18 @@ class OperatorClient:
         if status >= 400:
             raise _problem(status, content_type, body, retry_after)
         raise InvalidResponse(f"{method} {path}: unexpected status {status}")
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None when it is longer than ``limit`` (decompressed, as it is read)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _problem(status: int, content_type: str, body: bytes, retry_after: float | None) -> ApiError:

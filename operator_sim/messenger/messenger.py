@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from operator_sim.messenger.checks import UnknownEvent
-from operator_sim.messenger.client import OperatorClient, RetryPolicy
+from operator_sim.messenger.client import DEFAULT_MAX_RESPONSE_BYTES, OperatorClient, RetryPolicy
 from operator_sim.messenger.errors import OperatorClientError
 from operator_sim.messenger.events import EventFeed
 from operator_sim.messenger.identification import IdentificationFlow, Outcome
@@ -64,9 +64,15 @@ class Messenger:
         feed_wait: int = 25,
         request_timeout: float = 15.0,
         observer: Observer | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._client = OperatorClient(
-            base_url, api_key, retry=retry, timeout=request_timeout, on_retry=self._on_retry
+            base_url,
+            api_key,
+            retry=retry,
+            timeout=request_timeout,
+            on_retry=self._on_retry,
+            max_response_bytes=max_response_bytes,
         )
         self._db_path = db_path
         self._webhook_secret = webhook_secret
