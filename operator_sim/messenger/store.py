@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +71,24 @@ CREATE TABLE IF NOT EXISTS seen_events (
 """
 
 
+_log = logging.getLogger("operator_sim.messenger")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database owner-only (SQLite gives -wal and -shm the same mode); tighten
+    an existing one that others can read: it holds phone numbers and codes."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(part.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            part.chmod(0o600)
+            _log.warning("database_made_private path=%s was=%o", part, mode)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -120,7 +141,9 @@ class MessengerStore:
 
     @classmethod
     async def open(cls, path: Path | str) -> MessengerStore:
-        """Open (and create) the database."""
+        """Open (and create) the database, readable and writable by its owner only."""
+        if str(path) != ":memory:":
+            await asyncio.to_thread(_make_private, Path(path))
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
