@@ -24,6 +24,7 @@ from operator_sim.messenger.errors import (
 from operator_sim.messenger.identification import Outcome
 from operator_sim.messenger.messenger import Messenger, Step
 from operator_sim.messenger.phone import normalise_phone
+from operator_sim.messenger.privacy import redact_code
 from operator_sim.messenger.store import HistoryEntry, UserRecord
 from operator_sim.messenger.webhooks import WebhookReceiver
 
@@ -51,5 +52,6 @@ __all__ = [
     "UserRecord",
     "WebhookReceiver",
     "normalise_phone",
+    "redact_code",
     "verdict",
 ]

@@ -106,8 +106,8 @@ class FeedStalled(InvalidResponse):
 class ResponseTooLarge(InvalidResponse):
     """A response body longer than the client reads (``max_response_bytes``)."""
 
-    def __init__(self, *, method: str, path: str, limit: int) -> None:
-        super().__init__(f"{method} {path}: the response is larger than {limit} bytes")
+    def __init__(self, *, shown: str, limit: int) -> None:
+        super().__init__(f"{shown}: the response is larger than {limit} bytes")
         self.limit = limit
 
 

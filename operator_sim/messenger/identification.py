@@ -25,6 +25,8 @@ from operator_sim.messenger.errors import (
     TransportError,
 )
 from operator_sim.messenger.phone import normalise_phone
+from operator_sim.messenger.privacy import safe_repr, scrub
+from operator_sim.messenger.steps import Reporter
 from operator_sim.messenger.store import CodeRecord, MessengerStore
 from operator_sim.wire import IdentificationRequest, format_timestamp
 
@@ -32,13 +34,10 @@ __all__ = ["IdentificationFlow", "NoAnswer", "Outcome"]
 
 _CODE_BYTES = 32
 
-Report = Callable[[str, str | None, str], None]
-"""Reports a step: (kind, user id, message)."""
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Outcome:
-    """How an identification ended."""
+    """How an identification ended (its repr redacts the code and masks the number)."""
 
     user_id: str
     identified: bool
@@ -48,6 +47,9 @@ class Outcome:
     request_id: str | None = None
     code: str | None = None
     detail: str | None = None
+
+    def __repr__(self) -> str:
+        return safe_repr(self)
 
 
 class NoAnswer(Exception):
@@ -92,7 +94,7 @@ class IdentificationFlow:
         client: OperatorClient,
         store: MessengerStore,
         *,
-        report: Report,
+        report: Reporter,
         follow: Callable[[str], None],
         discard: Callable[[str, str], None],
         region: str,
@@ -118,7 +120,7 @@ class IdentificationFlow:
             msisdn = normalise_phone(phone, self._region)
         except InvalidPhone as exc:
             return await self._refuse(user_id, Reason.INVALID_PHONE, str(exc))
-        self._report("normalised", user_id, f"{phone!r} is {msisdn}")
+        self._report("normalised", user_id, f"{self._report.typed(phone)} is {msisdn}")
         if current is not None and current.state == "identified" and current.msisdn == msisdn:
             self._report("identified", user_id, "already identified with this number")
             return Outcome(
@@ -238,11 +240,13 @@ class IdentificationFlow:
                 code.operator_id, code.request_id, code.code, msisdn=code.msisdn
             )
         except Conflict as exc:
-            return await self._refuse(code.user_id, Reason.CODE_REJECTED, exc.detail, **refuse)
+            detail = scrub(exc.detail, code.code)
+            return await self._refuse(code.user_id, Reason.CODE_REJECTED, detail, **refuse)
         except OperatorClientError as exc:
             # The operator may hold the code even though we could not read its answer.
             self._discard(code.operator_id, code.code)
-            return await self._refuse(code.user_id, reason_of(exc), str(exc), **refuse)
+            detail = scrub(str(exc), code.code)
+            return await self._refuse(code.user_id, reason_of(exc), detail, **refuse)
         identified, replaced = await self._store.finish_registration(code)
         if replaced is not None:
             self._discard(replaced.operator_id, replaced.code)
@@ -290,6 +294,7 @@ class IdentificationFlow:
         old = await self._store.retire_active(user_id, "superseded")
         if old is not None:
             self._discard(old.operator_id, old.code)
+        detail = self._report.text(detail)
         self._report("refused", user_id, f"{reason.value}: {detail}")
         return Outcome(
             user_id,

@@ -65,6 +65,7 @@ class Messenger:
         request_timeout: float = 15.0,
         observer: Observer | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        reveal_numbers: bool = False,
     ) -> None:
         self._client = OperatorClient(
             base_url,
@@ -81,7 +82,7 @@ class Messenger:
         self._poll_wait = max(1, min(poll_wait, MAX_WAIT_SECONDS))
         self._feed_wait = max(1, min(feed_wait, MAX_WAIT_SECONDS))
         self._background_feed = background_feed
-        self._emit = Reporter(observer)
+        self._report = Reporter(observer, reveal_numbers=reveal_numbers)
         self._store: MessengerStore | None = None
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
         self._feed: EventFeed | None = None
@@ -109,14 +110,14 @@ class Messenger:
             self._client,
             self._store,
             self.apply_event,
-            report=self._emit,
+            report=self._report,
             wait=self._feed_wait,
             background=self._background_feed,
         )
         self._flow = IdentificationFlow(
             self._client,
             self._store,
-            report=self._emit,
+            report=self._report,
             follow=self._feed.follow,
             discard=self._discard,
             region=self._region,
@@ -159,7 +160,7 @@ class Messenger:
         for pending in await self.store.registrations():
             await self._flow_or_fail().finish(pending)
         for user_id in await self.store.interrupt_unfinished():
-            self._emit("refused", user_id, "identification interrupted by a restart: refused")
+            self._report("refused", user_id, "identification interrupted by a restart: refused")
 
     # --- the gate ------------------------------------------------------------------
 
@@ -218,7 +219,7 @@ class Messenger:
         (``event_skipped``): the contract lets operators add types.
         """
         if isinstance(event, UnknownEvent):
-            self._emit(
+            self._report(
                 "event_skipped",
                 None,
                 f"{event.operator_id} sent event {event.id} of unknown type {event.type}: skipped",
@@ -232,7 +233,7 @@ class Messenger:
             code, reason = event.data.code, "number_ported"
         fresh, user_id = await self.store.apply_ending(event_id=event.id, code=code, reason=reason)
         if user_id is not None:
-            self._emit("suspended", user_id, f"{event.type} from {event.operator_id}")
+            self._report("suspended", user_id, f"{event.type} from {event.operator_id}")
         return fresh
 
     async def sync_events(self) -> int:
@@ -266,4 +267,6 @@ class Messenger:
         task.add_done_callback(self._chores.discard)
 
     def _on_retry(self, method: str, path: str, exc: OperatorClientError, pause: float) -> None:
-        self._emit("retry", _current_user.get(), f"{method} {path}: {exc}; again in {pause:.1f} s")
+        self._report(
+            "retry", _current_user.get(), f"{method} {path}: {exc}; again in {pause:.1f} s"
+        )

@@ -1,7 +1,9 @@
 """What the messenger did or saw, as ``Step``s: handed to the caller's observer and logged.
 
 Every step goes to the ``operator_sim.messenger`` logger (the operator's misbehaviour
-at ``WARNING``, the rest at ``DEBUG``) and to the observer, when there is one.
+at ``WARNING``, the rest at ``DEBUG``) and to the observer, when there is one. Phone
+numbers in steps are masked and what a user typed is not shown, unless the messenger
+was built with ``reveal_numbers=True``; codes never appear (see ``privacy``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from operator_sim.messenger.privacy import mask_text
 
 __all__ = ["WARNINGS", "Observer", "Reporter", "Step"]
 
@@ -34,15 +38,24 @@ Observer = Callable[[Step], None]
 class Reporter:
     """Turns what happened into a ``Step``, logs it and hands it to the observer."""
 
-    def __init__(self, observer: Observer | None) -> None:
+    def __init__(self, observer: Observer | None, *, reveal_numbers: bool = False) -> None:
         self._observer = observer
+        self._reveal = reveal_numbers
+
+    def text(self, message: str) -> str:
+        """A message as steps, log lines and refusal details show it: numbers masked."""
+        return message if self._reveal else mask_text(message)
+
+    def typed(self, text: str) -> str:
+        """What a user typed, as shown: not at all unless numbers are revealed."""
+        return repr(text) if self._reveal else f"what the user typed ({len(text)} characters)"
 
     def __call__(self, kind: str, user_id: str | None, message: str) -> None:
         """Report one step."""
-        step = Step(kind, user_id, message)
+        step = Step(kind, user_id, self.text(message))
         level = logging.WARNING if kind in WARNINGS else logging.DEBUG
         if _log.isEnabledFor(level):
-            _log.log(level, "%s user_id=%s %s", kind, user_id, message)
+            _log.log(level, "%s user_id=%s %s", kind, user_id, step.message)
         if self._observer is not None:
             try:
                 self._observer(step)

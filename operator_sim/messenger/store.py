@@ -20,6 +20,8 @@ from typing import Literal
 
 import aiosqlite
 
+from operator_sim.messenger.privacy import safe_repr
+
 __all__ = ["CodeRecord", "HistoryEntry", "MessengerStore", "UserRecord", "UserState"]
 
 UserState = Literal["identifying", "identified", "refused", "suspended"]
@@ -93,7 +95,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class UserRecord:
     """A user as the messenger knows them."""
 
@@ -106,8 +108,11 @@ class UserRecord:
     code: str | None
     updated_at: str
 
+    def __repr__(self) -> str:
+        return safe_repr(self)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class CodeRecord:
     """An identification code and where it stands."""
 
@@ -118,8 +123,11 @@ class CodeRecord:
     request_id: str
     msisdn: str
 
+    def __repr__(self) -> str:
+        return safe_repr(self)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class HistoryEntry:
     """One change of a user's state."""
 
@@ -130,6 +138,9 @@ class HistoryEntry:
     operator_id: str | None
     request_id: str | None
     code: str | None
+
+    def __repr__(self) -> str:
+        return safe_repr(self)
 
 
 class MessengerStore:
