@@ -22,10 +22,10 @@ from operator_sim.messenger.errors import (
     Unauthorized,
 )
 from operator_sim.messenger.identification import Outcome
-from operator_sim.messenger.messenger import Messenger, Step
+from operator_sim.messenger.messenger import LeasePolicy, Messenger, Step
 from operator_sim.messenger.phone import normalise_phone
 from operator_sim.messenger.privacy import redact_code
-from operator_sim.messenger.store import HistoryEntry, UserRecord
+from operator_sim.messenger.store import HistoryEntry, PendingDeletion, UserRecord
 from operator_sim.messenger.webhooks import WebhookReceiver
 
 __all__ = [
@@ -35,12 +35,14 @@ __all__ = [
     "HistoryEntry",
     "InvalidPhone",
     "InvalidResponse",
+    "LeasePolicy",
     "Messenger",
     "NotFound",
     "OperatorClient",
     "OperatorClientError",
     "OperatorUnavailable",
     "Outcome",
+    "PendingDeletion",
     "RateLimited",
     "Reason",
     "Rejected",

@@ -27,7 +27,7 @@ from operator_sim.messenger.errors import (
 from operator_sim.messenger.phone import normalise_phone
 from operator_sim.messenger.privacy import safe_repr, scrub
 from operator_sim.messenger.steps import Reporter
-from operator_sim.messenger.store import CodeRecord, MessengerStore
+from operator_sim.messenger.store import CodeRecord, MessengerStore, UserRecord
 from operator_sim.wire import IdentificationRequest, format_timestamp
 
 __all__ = ["IdentificationFlow", "NoAnswer", "Outcome"]
@@ -82,11 +82,32 @@ def reason_of(exc: OperatorClientError) -> Reason:
     return Reason.OPERATOR_REFUSED
 
 
+def outcome_of(user: UserRecord) -> Outcome:
+    """The outcome a user's current record stands for."""
+    if user.state == "identified":
+        reason = Reason.PRESENT
+    else:
+        try:
+            reason = Reason(user.reason or "")
+        except ValueError:  # suspended by an event: the identification itself had passed
+            reason = Reason.CODE_REJECTED
+    return Outcome(
+        user.user_id,
+        identified=user.state == "identified",
+        reason=reason,
+        msisdn=user.msisdn,
+        operator_id=user.operator_id,
+        request_id=user.request_id,
+        code=user.code,
+    )
+
+
 class IdentificationFlow:
     """Runs identifications against the operator and records each step in the store.
 
-    ``follow`` is told of every operator asked (its feed must be read); ``discard`` of every
-    code the operator may hold that no user has any more (it must be deleted there).
+    ``follow`` is told of every operator asked (its feed must be read); ``cleanup`` each
+    time a code was queued for deletion at its operator; ``clock`` is wall time, for the
+    leases of the work of other instances.
     """
 
     def __init__(
@@ -96,7 +117,8 @@ class IdentificationFlow:
         *,
         report: Reporter,
         follow: Callable[[str], None],
-        discard: Callable[[str, str], None],
+        cleanup: Callable[[], None],
+        clock: Callable[[], float],
         region: str,
         answer_timeout: float,
         poll_wait: int,
@@ -105,7 +127,8 @@ class IdentificationFlow:
         self._store = store
         self._report = report
         self._follow = follow
-        self._discard = discard
+        self._cleanup = cleanup
+        self._clock = clock
         self._region = region
         self._answer_timeout = answer_timeout
         self._poll_wait = poll_wait
@@ -113,7 +136,8 @@ class IdentificationFlow:
     async def run(self, user_id: str, phone: str) -> Outcome:
         """Identify a user by the phone number they typed."""
         store = self._store
-        for pending in await store.registrations(user_id):
+        # A registration an instance that is gone left half done comes first.
+        for pending in await store.claim_registrations(self._clock(), user_id):
             await self.finish(pending)
         current = await store.user(user_id)
         try:
@@ -229,27 +253,19 @@ class IdentificationFlow:
 
     async def finish(self, code: CodeRecord) -> Outcome:
         """Register a code the store holds as ``registering``, and settle the user."""
-        refuse = {
-            "msisdn": code.msisdn,
-            "operator_id": code.operator_id,
-            "request_id": code.request_id,
-            "abandon_code": code.code,
-        }
         try:
             await self._client.register_code(
                 code.operator_id, code.request_id, code.code, msisdn=code.msisdn
             )
         except Conflict as exc:
-            detail = scrub(exc.detail, code.code)
-            return await self._refuse(code.user_id, Reason.CODE_REJECTED, detail, **refuse)
+            return await self._abandon(code, Reason.CODE_REJECTED, scrub(exc.detail, code.code))
         except OperatorClientError as exc:
             # The operator may hold the code even though we could not read its answer.
-            self._discard(code.operator_id, code.code)
             detail = scrub(str(exc), code.code)
-            return await self._refuse(code.user_id, reason_of(exc), detail, **refuse)
+            return await self._abandon(code, reason_of(exc), detail, delete=True)
         identified, replaced = await self._store.finish_registration(code)
         if replaced is not None:
-            self._discard(replaced.operator_id, replaced.code)
+            self._cleanup()
         if not identified:
             self._report("suspended", code.user_id, "the contract ended while registering")
             return Outcome(
@@ -272,6 +288,39 @@ class IdentificationFlow:
             code=code.code,
         )
 
+    async def _abandon(
+        self, code: CodeRecord, reason: Reason, detail: str, *, delete: bool = False
+    ) -> Outcome:
+        return await self._refuse(
+            code.user_id,
+            reason,
+            detail,
+            msisdn=code.msisdn,
+            operator_id=code.operator_id,
+            request_id=code.request_id,
+            abandon_code=code.code,
+            delete_abandoned=delete,
+        )
+
+    async def interrupted(self, user_id: str) -> Outcome:
+        """This instance stops half-way through the user's identification (it is closing):
+        the user is refused, ``interrupted``, unless the identification ended meanwhile."""
+        stopped, user = await self._store.interrupt(user_id)
+        if user is None:
+            return Outcome(user_id, identified=False, reason=Reason.INTERRUPTED)
+        if not stopped:
+            return outcome_of(user)
+        self._report("refused", user_id, "interrupted: the messenger is closing")
+        return Outcome(
+            user_id,
+            identified=False,
+            reason=Reason.INTERRUPTED,
+            msisdn=user.msisdn,
+            operator_id=user.operator_id,
+            request_id=user.request_id,
+            detail="the messenger closed before the identification ended",
+        )
+
     async def _refuse(
         self,
         user_id: str,
@@ -282,6 +331,7 @@ class IdentificationFlow:
         operator_id: str | None = None,
         request_id: str | None = None,
         abandon_code: str | None = None,
+        delete_abandoned: bool = False,
     ) -> Outcome:
         await self._store.refuse(
             user_id,
@@ -290,10 +340,11 @@ class IdentificationFlow:
             operator_id=operator_id,
             request_id=request_id,
             abandon_code=abandon_code,
+            delete_abandoned=delete_abandoned,
         )
         old = await self._store.retire_active(user_id, "superseded")
-        if old is not None:
-            self._discard(old.operator_id, old.code)
+        if old is not None or delete_abandoned:
+            self._cleanup()
         detail = self._report.text(detail)
         self._report("refused", user_id, f"{reason.value}: {detail}")
         return Outcome(

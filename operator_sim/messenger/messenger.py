@@ -3,7 +3,11 @@
 It identifies users (:mod:`~operator_sim.messenger.identification`), gates sending on
 their state, and suspends them on the operator's events, read from the feed
 (:mod:`~operator_sim.messenger.events`) or received by webhook
-(:mod:`~operator_sim.messenger.webhooks`). State lives in its own SQLite database.
+(:mod:`~operator_sim.messenger.webhooks`). State lives in its own SQLite database,
+which several instances (processes) may share: each holds a lease on the work it starts,
+and recovers only the work of instances whose lease ran out. A background housekeeper
+renews the lease, recovers such work and deletes at the operator the codes no user has
+any more (:mod:`~operator_sim.messenger.cleanup`).
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from operator_sim.messenger.checks import UnknownEvent
+from operator_sim.messenger.cleanup import CodeCleanup
 from operator_sim.messenger.client import DEFAULT_MAX_RESPONSE_BYTES, OperatorClient, RetryPolicy
 from operator_sim.messenger.errors import OperatorClientError
 from operator_sim.messenger.events import EventFeed
@@ -35,18 +42,54 @@ from operator_sim.wire import (
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["Messenger", "Outcome", "Step"]
+__all__ = ["LeasePolicy", "Messenger", "Outcome", "Step"]
 
 _current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "operator_sim_messenger_user", default=None
 )
+_NOT_STARTED = "the Messenger is not started: use `async with Messenger(...)`"
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """How an instance holds its work in a database other instances may share.
+
+    An instance that has not renewed its lease for ``ttl`` seconds is taken for gone: the
+    others refuse its unfinished identifications (``interrupted``) and finish its code
+    registrations. The housekeeper renews it every ``renew_every`` seconds, and at that
+    pace also retries due code deletions and recovers the work of instances gone.
+    ``clock`` is wall time (shared by the processes on one host); tests move it by hand.
+    """
+
+    ttl: float = 60.0
+    renew_every: float = 15.0
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a started Messenger runs on."""
+
+    store: MessengerStore
+    feed: EventFeed
+    flow: IdentificationFlow
+    cleanup: CodeCleanup
 
 
 class Messenger:
     """A messenger backend's side of the decree: identify users, gate sending, follow events.
 
     ``base_url`` is the operator API's root (routing names the operator). State lives in
-    the SQLite database at ``db_path``. Use as ``async with``.
+    the SQLite database at ``db_path``. Use as ``async with`` (or ``start``/``close``).
+
+    Options: ``webhook_secret`` to receive webhooks (:meth:`webhook_app`); ``region`` for
+    national numbers; ``answer_timeout`` (seconds) for an operator that goes silent;
+    ``poll_wait`` and ``feed_wait`` (seconds, at most 60) for long polls;
+    ``background_feed`` to follow the feeds in the background; ``retry`` for transient
+    failures; ``request_timeout`` (seconds) per HTTP call; ``max_response_bytes`` read at
+    most of a response; ``observer`` receives every :class:`Step`; ``reveal_numbers`` shows
+    full phone numbers and what users typed in steps and log lines (masked by default);
+    ``lease`` for several instances on one database.
     """
 
     def __init__(
@@ -66,6 +109,7 @@ class Messenger:
         observer: Observer | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         reveal_numbers: bool = False,
+        lease: LeasePolicy | None = None,
     ) -> None:
         self._client = OperatorClient(
             base_url,
@@ -83,11 +127,13 @@ class Messenger:
         self._feed_wait = max(1, min(feed_wait, MAX_WAIT_SECONDS))
         self._background_feed = background_feed
         self._report = Reporter(observer, reveal_numbers=reveal_numbers)
-        self._store: MessengerStore | None = None
+        self._lease = lease or LeasePolicy()
+        self._parts: _Parts | None = None
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
-        self._feed: EventFeed | None = None
-        self._flow: IdentificationFlow | None = None
-        self._chores: set[asyncio.Task[None]] = set()
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._cleanup_due = asyncio.Event()
+        self._closing = False
+        self._leased = False
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -104,51 +150,66 @@ class Messenger:
         await self.close()
 
     async def start(self) -> None:
-        """Open the store, finish what a crash left half done, start the feed consumer."""
-        self._store = await MessengerStore.open(self._db_path)
-        self._feed = EventFeed(
+        """Open the store, take a lease, finish what an instance that is gone left half
+        done, and start the housekeeper (and the feed consumers, when asked for)."""
+        store = await MessengerStore.open(self._db_path)
+        feed = EventFeed(
             self._client,
-            self._store,
+            store,
             self.apply_event,
             report=self._report,
             wait=self._feed_wait,
             background=self._background_feed,
         )
-        self._flow = IdentificationFlow(
+        flow = IdentificationFlow(
             self._client,
-            self._store,
+            store,
             report=self._report,
-            follow=self._feed.follow,
-            discard=self._discard,
+            follow=feed.follow,
+            cleanup=self._cleanup_due.set,
+            clock=self._lease.clock,
             region=self._region,
             answer_timeout=self._answer_timeout,
             poll_wait=self._poll_wait,
         )
+        cleanup = CodeCleanup(self._client, store, report=self._report, clock=self._lease.clock)
+        self._parts = _Parts(store=store, feed=feed, flow=flow, cleanup=cleanup)
+        self._closing = False
         await self.recover()
-        await self._feed.start()
+        await feed.start()
+        self._housekeeper = asyncio.create_task(self._housekeep(), name="messenger-housekeeper")
 
     async def close(self) -> None:
-        """Stop background work, close the client and the store."""
-        tasks = [*(task for task, _ in self._inflight.values()), *self._chores]
-        for task in tasks:
+        """Stop background work, close the client and the store, give up the lease.
+
+        An identification still running ends ``interrupted`` (its callers get that
+        outcome); a code it was registering is deleted at the operator on a later start.
+        """
+        self._closing = True
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            await asyncio.gather(self._housekeeper, return_exceptions=True)
+            self._housekeeper = None
+        running = [task for task, _ in self._inflight.values()]
+        for task in running:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
         self._inflight.clear()
-        if self._feed is not None:
-            await self._feed.close()
-            self._feed = None
-        self._flow = None
+        parts, self._parts = self._parts, None
+        if parts is not None:
+            await parts.feed.close()
         await self._client.close()
-        if self._store is not None:
-            await self._store.close()
-            self._store = None
+        if parts is not None:
+            try:
+                await parts.store.release_owner()
+            finally:
+                await parts.store.close()
+        self._leased = False
 
     @property
     def store(self) -> MessengerStore:
         """The messenger's own database."""
-        if self._store is None:
-            raise RuntimeError("the Messenger is not started: use `async with Messenger(...)`")
-        return self._store
+        return self._started().store
 
     @property
     def client(self) -> OperatorClient:
@@ -156,11 +217,54 @@ class Messenger:
         return self._client
 
     async def recover(self) -> None:
-        """Finish code registrations a crash interrupted; refuse identifications it cut off."""
-        for pending in await self.store.registrations():
-            await self._flow_or_fail().finish(pending)
-        for user_id in await self.store.interrupt_unfinished():
-            self._report("refused", user_id, "identification interrupted by a restart: refused")
+        """One round of housekeeping, as the housekeeper runs it every ``renew_every``.
+
+        Renew this instance's lease; finish the code registrations, and refuse
+        (``interrupted``) the identifications, of instances whose lease ran out (a crash,
+        or a restart: a closed instance gives its lease up); retry the due code deletions.
+        """
+        parts = self._started()
+        now = self._lease.clock()
+        held = await parts.store.hold_lease(now, self._lease.ttl)
+        if self._leased and not held:
+            self._report(
+                "lease_lost",
+                None,
+                f"this instance's lease ({parts.store.owner}) ran out before it was renewed: "
+                "other instances may have taken over its work",
+            )
+        self._leased = True
+        await parts.store.forget_lapsed_owners(now)
+        for pending in await parts.store.claim_registrations(now):
+            await parts.flow.finish(pending)
+        for user_id in await parts.store.interrupt_orphaned(now):
+            self._report("refused", user_id, "interrupted: the instance identifying them is gone")
+        await parts.cleanup.run()
+
+    async def _housekeep(self) -> None:
+        parts = self._started()
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        # Whatever deletions a previous run left are tried at once, not when due.
+        everything = True
+        while True:
+            try:
+                await parts.cleanup.run(everything=everything)
+                everything = False
+            except Exception as exc:  # noqa: BLE001 (the housekeeper outlives any one failure)
+                self._report("cleanup_error", None, f"deleting codes failed: {exc}")
+            # Woken early when a code was queued; the lease is renewed on time regardless.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(renewed + self._lease.renew_every):
+                    await self._cleanup_due.wait()
+            self._cleanup_due.clear()
+            if loop.time() - renewed < self._lease.renew_every:
+                continue
+            renewed = loop.time()
+            try:
+                await self.recover()
+            except Exception as exc:  # noqa: BLE001 (the housekeeper outlives any one failure)
+                self._report("housekeeping_error", None, str(exc))
 
     # --- the gate ------------------------------------------------------------------
 
@@ -183,7 +287,8 @@ class Messenger:
         """Identify a user by the phone number they typed: only a timely ``present`` does.
 
         Concurrent calls for one user with the same input share one identification (one
-        request, one code); a call with other input waits for the running one first.
+        request, one code); a call with other input waits for the running one first. When
+        the messenger closes meanwhile, the outcome is ``interrupted``.
         """
         while True:
             running = self._inflight.get(user_id)
@@ -194,21 +299,32 @@ class Messenger:
                 return await asyncio.shield(task)
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
+        if self._closing:
+            raise RuntimeError("the Messenger is closing")
         context = contextvars.copy_context()
         context.run(_current_user.set, user_id)
-        task = asyncio.create_task(self._flow_or_fail().run(user_id, phone), context=context)
+        task = asyncio.create_task(self._identify(user_id, phone), context=context)
         self._inflight[user_id] = (task, phone)
         task.add_done_callback(lambda done: self._forget(user_id, done))
         return await asyncio.shield(task)
+
+    async def _identify(self, user_id: str, phone: str) -> Outcome:
+        flow = self._started().flow
+        try:
+            return await flow.run(user_id, phone)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # Cancelled by close(): the promise to the callers is an outcome, not an error.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return await flow.interrupted(user_id)
 
     def _forget(self, user_id: str, task: asyncio.Task[Outcome]) -> None:
         running = self._inflight.get(user_id)
         if running is not None and running[0] is task:
             del self._inflight[user_id]
-
-    async def _delete_quietly(self, operator_id: str, code: str) -> None:
-        with contextlib.suppress(OperatorClientError):
-            await self._client.delete_code(operator_id, code)
 
     # --- events --------------------------------------------------------------------
 
@@ -238,7 +354,7 @@ class Messenger:
 
     async def sync_events(self) -> int:
         """Pull and apply every pending event from each operator asked so far, once."""
-        return await self._feed_or_fail().sync()
+        return await self._started().feed.sync()
 
     def webhook_app(self) -> web.Application:
         """An aiohttp sub-app receiving the operator's signed webhooks at its root."""
@@ -248,23 +364,10 @@ class Messenger:
 
     # --- plumbing ------------------------------------------------------------------
 
-    def _flow_or_fail(self) -> IdentificationFlow:
-        if self._flow is None:
-            raise RuntimeError("the Messenger is not started: use `async with Messenger(...)`")
-        return self._flow
-
-    def _discard(self, operator_id: str, code: str) -> None:
-        self._chore(self._delete_quietly(operator_id, code))
-
-    def _feed_or_fail(self) -> EventFeed:
-        if self._feed is None:
-            raise RuntimeError("the Messenger is not started: use `async with Messenger(...)`")
-        return self._feed
-
-    def _chore(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
+    def _started(self) -> _Parts:
+        if self._parts is None:
+            raise RuntimeError(_NOT_STARTED)
+        return self._parts
 
     def _on_retry(self, method: str, path: str, exc: OperatorClientError, pause: float) -> None:
         self._report(
