@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from operator_sim.messenger import Messenger, RetryPolicy, Step
+from operator_sim.testing import OperatorSim
 from operator_sim.wire import format_timestamp
 from tests.conftest import DEMO_KEY, Sim
 
@@ -279,3 +281,47 @@ async def fake_operator(aiohttp_server: Callable[..., Awaitable[TestServer]]) ->
     server = await aiohttp_server(fake.app())
     fake.url = str(server.make_url("/"))
     return fake
+
+
+# --- an operator-sim for synchronous tests -------------------------------------------------
+
+T = TypeVar("T")
+
+
+class ThreadedSim:
+    """An ``OperatorSim`` on its own event loop in a thread, for tests written without async.
+
+    ``call(lambda sim: sim.advance(300))`` runs one of its helpers and waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.sim = OperatorSim()
+
+    def __enter__(self) -> ThreadedSim:
+        self._thread.start()
+        self.call(lambda sim: sim.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.call(lambda sim: sim.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    @property
+    def base_url(self) -> str:
+        return self.sim.base_url
+
+    @property
+    def key(self) -> str:
+        return self.sim.messenger_key
+
+    def call(self, fn: Callable[[OperatorSim], Awaitable[T]]) -> T:
+        async def run() -> T:
+            return await fn(self.sim)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)

@@ -16,11 +16,11 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from operator_sim.messenger.checks import UnknownEvent
 from operator_sim.messenger.cleanup import CodeCleanup
@@ -30,7 +30,7 @@ from operator_sim.messenger.events import EventFeed
 from operator_sim.messenger.identification import IdentificationFlow, Outcome
 from operator_sim.messenger.steps import Observer, Reporter, Step
 from operator_sim.messenger.store import HistoryEntry, MessengerStore, UserRecord
-from operator_sim.messenger.webhooks import WebhookReceiver
+from operator_sim.messenger.webhooks import WebhookReceiver, WebhookReply
 from operator_sim.wire import (
     IDENTIFICATION_DEADLINE,
     MAX_WAIT_SECONDS,
@@ -42,7 +42,7 @@ from operator_sim.wire import (
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["LeasePolicy", "Messenger", "Outcome", "Step"]
+__all__ = ["LeasePolicy", "Messenger", "MessengerOptions", "Outcome", "Step"]
 
 _current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "operator_sim_messenger_user", default=None
@@ -64,6 +64,23 @@ class LeasePolicy:
     ttl: float = 60.0
     renew_every: float = 15.0
     clock: Callable[[], float] = time.time
+
+
+class MessengerOptions(TypedDict, total=False):
+    """The keyword options of ``Messenger`` (``SyncMessenger`` takes the same)."""
+
+    webhook_secret: str | None
+    region: str
+    answer_timeout: float
+    poll_wait: int
+    retry: RetryPolicy | None
+    background_feed: bool
+    feed_wait: int
+    request_timeout: float
+    observer: Observer | None
+    max_response_bytes: int
+    reveal_numbers: bool
+    lease: LeasePolicy | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,9 +375,16 @@ class Messenger:
 
     def webhook_app(self) -> web.Application:
         """An aiohttp sub-app receiving the operator's signed webhooks at its root."""
+        return self._receiver().app()
+
+    async def receive_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookReply:
+        """Verify and apply one webhook from any web framework: answer what this returns."""
+        return await self._receiver().receive(body, headers)
+
+    def _receiver(self) -> WebhookReceiver:
         if self._webhook_secret is None:
             raise RuntimeError("Messenger(..., webhook_secret=...) is needed to receive webhooks")
-        return WebhookReceiver(self.apply_event, self._webhook_secret).app()
+        return WebhookReceiver(self.apply_event, self._webhook_secret)
 
     # --- plumbing ------------------------------------------------------------------
 
