@@ -107,11 +107,11 @@ def test_messenger_is_importable_from_the_package() -> None:
 
 def _version_0_database(db: Path) -> None:
     """A database as the library wrote it before several instances could share one."""
-    from operator_sim.messenger.store import _SCHEMA
+    from operator_sim.messenger.database import BASE_SCHEMA
 
     conn = sqlite3.connect(db)
     try:
-        conn.executescript(_SCHEMA)
+        conn.executescript(BASE_SCHEMA)
         conn.execute(
             "INSERT INTO users (user_id, state, msisdn, operator_id, updated_at) "
             "VALUES ('old', 'identifying', '+79000000001', 'alfa', '2026-03-01T12:00:00Z')"

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import secrets
 import socket
 import sqlite3
-import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +28,7 @@ from typing import Literal
 
 import aiosqlite
 
+from operator_sim.messenger.database import connect
 from operator_sim.messenger.privacy import safe_repr
 
 __all__ = [
@@ -45,86 +44,12 @@ __all__ = [
 UserState = Literal["identifying", "identified", "refused", "suspended"]
 CodeState = Literal["registering", "active", "ended", "abandoned"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    user_id     TEXT PRIMARY KEY,
-    state       TEXT NOT NULL,
-    reason      TEXT,
-    msisdn      TEXT,
-    operator_id TEXT,
-    request_id  TEXT,
-    code        TEXT,
-    updated_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS history (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id     TEXT NOT NULL,
-    at          TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    reason      TEXT,
-    msisdn      TEXT,
-    operator_id TEXT,
-    request_id  TEXT,
-    code        TEXT
-);
-CREATE INDEX IF NOT EXISTS history_user ON history (user_id, seq);
--- Every code ever generated: the primary key keeps codes unique for good.
-CREATE TABLE IF NOT EXISTS codes (
-    code        TEXT PRIMARY KEY,
-    user_id     TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    operator_id TEXT NOT NULL,
-    request_id  TEXT NOT NULL,
-    msisdn      TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    ended_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS codes_state ON codes (state);
-CREATE TABLE IF NOT EXISTS operators (
-    operator_id TEXT PRIMARY KEY,
-    cursor      TEXT
-);
-CREATE TABLE IF NOT EXISTS seen_events (
-    event_id    TEXT PRIMARY KEY,
-    seen_at     TEXT NOT NULL
-);
-"""
-
-# Each entry takes the schema one version further (PRAGMA user_version).
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: several instances on one database; deletions at the operator that outlive a run
-        "ALTER TABLE users ADD COLUMN owner TEXT",
-        "ALTER TABLE codes ADD COLUMN owner TEXT",
-        "CREATE TABLE owners (owner_id TEXT PRIMARY KEY, expires_at REAL NOT NULL)",
-        "CREATE TABLE code_deletions (code TEXT PRIMARY KEY, operator_id TEXT NOT NULL, "
-        "attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT)",
-    ),
-)
-
 # Work is orphaned when its owner is none, or not this store and holds no live lease.
 _ORPHANED = (
     "(owner IS NULL OR (owner != :me AND owner NOT IN "
     "(SELECT owner_id FROM owners WHERE expires_at > :now)))"
 )
 _CODE_COLUMNS = "code, user_id, state, operator_id, request_id, msisdn"
-
-
-_log = logging.getLogger("operator_sim.messenger")
-
-
-def _make_private(path: Path) -> None:
-    """Create the database owner-only (SQLite gives -wal and -shm the same mode); tighten
-    an existing one that others can read: it holds phone numbers and codes."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            mode = stat.S_IMODE(part.stat().st_mode)
-        except FileNotFoundError:
-            continue
-        if mode & 0o077:
-            part.chmod(0o600)
-            _log.warning("database_made_private path=%s was=%o", part, mode)
 
 
 def new_owner_id() -> str:
@@ -198,24 +123,6 @@ class HistoryEntry:
         return safe_repr(self)
 
 
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    # The version is read inside the write transaction: two processes opening a database
-    # at once migrate it once.
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = 0 if row is None else int(row[0])
-        for number, statements in enumerate(_MIGRATIONS[version:], start=version + 1):
-            for statement in statements:
-                await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {number}")
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
-    await conn.execute("COMMIT")
-
-
 class MessengerStore:
     """Async access to the messenger's database; one connection, serialised writes."""
 
@@ -227,20 +134,11 @@ class MessengerStore:
 
     @classmethod
     async def open(cls, path: Path | str, *, owner: str | None = None) -> MessengerStore:
-        """Open (and create, or bring up to date) the database, owner-only on disk."""
-        if str(path) != ":memory:":
-            await asyncio.to_thread(_make_private, Path(path))
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await conn.executescript(_SCHEMA)
-            await _migrate(conn)
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn, owner or new_owner_id())
+        """Open (and create, or bring up to date) the database, owner-only on disk.
+
+        ``owner`` is the id stamped on the work this store starts (by default a new one).
+        """
+        return cls(await connect(path), owner or new_owner_id())
 
     async def close(self) -> None:
         """Close the connection."""
