@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from operator_sim.messenger import Reason
+from operator_sim.messenger import Messenger, Reason
 from operator_sim.messenger.client import OperatorClient
 from operator_sim.messenger.store import MessengerStore
 from tests.conftest import Sim
@@ -161,8 +163,11 @@ async def test_close_during_a_wait_returns_interrupted(sim: Sim, tmp_path: Path)
     await messenger.start()
     waiting = asyncio.create_task(messenger.identify("eve", SLOW))
     also = asyncio.create_task(messenger.identify("eve", SLOW))  # a second caller, same input
+    queued = asyncio.create_task(messenger.identify("eve", NUMBER))  # other input: waits
     await recorder.wait("sent", "eve")
     await messenger.close()
+    late = await queued
+    assert (late.identified, late.reason) == (False, Reason.INTERRUPTED)
     for task in (waiting, also):
         outcome = await task
         assert (outcome.identified, outcome.reason) == (False, Reason.INTERRUPTED)
@@ -216,3 +221,24 @@ async def test_a_caller_cancelled_alone_does_not_interrupt_the_identification(
         patient = asyncio.create_task(messenger.identify("gus", SLOW))
         await sim.advance(5 * 60)
         assert (await patient).identified
+
+
+async def test_a_start_that_fails_closes_what_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: MessengerStore, now: float, ttl: float) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def open_connections() -> int:
+        return sum("_connection_worker_thread" in t.name for t in threading.enumerate())
+
+    before = open_connections()
+    monkeypatch.setattr(MessengerStore, "hold_lease", broken)
+    messenger = Messenger("http://127.0.0.1:9", "key", db_path=tmp_path / "m.db")
+    with pytest.raises(sqlite3.OperationalError):
+        await messenger.start()
+    async with asyncio.timeout(10):
+        while open_connections() > before:  # noqa: ASYNC110 (the thread ends as it closes)
+            await asyncio.sleep(0.01)
+    with pytest.raises(RuntimeError, match="not started"):
+        await messenger.can_send("ann")

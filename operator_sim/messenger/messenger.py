@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict
 
-from operator_sim.messenger.checks import UnknownEvent
+from operator_sim.messenger.checks import Reason, UnknownEvent
 from operator_sim.messenger.cleanup import CodeCleanup
 from operator_sim.messenger.client import DEFAULT_MAX_RESPONSE_BYTES, OperatorClient, RetryPolicy
 from operator_sim.messenger.errors import OperatorClientError
@@ -192,8 +192,12 @@ class Messenger:
         cleanup = CodeCleanup(self._client, store, report=self._report, clock=self._lease.clock)
         self._parts = _Parts(store=store, feed=feed, flow=flow, cleanup=cleanup)
         self._closing = False
-        await self.recover()
-        await feed.start()
+        try:
+            await self.recover()
+            await feed.start()
+        except BaseException:
+            await self.close()  # a half-started messenger would leave its database open
+            raise
         self._housekeeper = asyncio.create_task(self._housekeep(), name="messenger-housekeeper")
 
     async def close(self) -> None:
@@ -317,7 +321,12 @@ class Messenger:
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
         if self._closing:
-            raise RuntimeError("the Messenger is closing")
+            return Outcome(
+                user_id,
+                identified=False,
+                reason=Reason.INTERRUPTED,
+                detail="the messenger closed before the identification began",
+            )
         context = contextvars.copy_context()
         context.run(_current_user.set, user_id)
         task = asyncio.create_task(self._identify(user_id, phone), context=context)
