@@ -22,12 +22,14 @@ from aiohttp import web
 from operator_sim.messenger import Messenger, Outcome, Reason, Step
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
+from operator_sim.wire import IDENTIFICATION_DEADLINE
 
 __all__ = ["run_demo"]
 
 DEMO_KEY = "demo-messenger-key-not-secret"
 ADMIN_TOKEN = "demo-admin-token-not-secret"  # noqa: S105 (the default fixture's documented demo token)
-SCALE = 1200  # 20 simulated minutes pass in one real second
+_DEADLINE_MINUTES = int(IDENTIFICATION_DEADLINE.total_seconds() // 60)
+SCALE = int(IDENTIFICATION_DEADLINE.total_seconds())  # the deadline passes in one real second
 _NEW_SUBSCRIBER = {"full_name": "Демо Дмитрий Демович", "birth_date": "1990-05-05"}
 
 
@@ -391,7 +393,8 @@ async def _run(out: TextIO, colour: bool) -> int:
             )
             tour.say(
                 f"server {base_url} (default fixture), clock scaled x{SCALE}: "
-                f"20 simulated minutes pass in {20 * 60 / SCALE:g} s"
+                f"{_DEADLINE_MINUTES} simulated minutes pass in "
+                f"{IDENTIFICATION_DEADLINE.total_seconds() / SCALE:g} s"
             )
             try:
                 async with tour.messenger:

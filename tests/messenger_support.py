@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from operator_sim.messenger import Messenger, RetryPolicy, Step
+from operator_sim.testing import OperatorSim
 from operator_sim.wire import format_timestamp
 from tests.conftest import DEMO_KEY, Sim
 
@@ -93,7 +97,8 @@ def make_messenger(
 # --- a fake operator that answers whatever a test scripts -------------------------------
 
 Scripted = web.Response | Callable[[dict[str, Any]], web.Response] | None
-"""A scripted reply: a response, a function of the JSON body sent, or None to drop."""
+"""A scripted reply: a response, a function of what was sent (the JSON body, or the query
+of a call without a body), or None to drop the connection."""
 
 
 @dataclass
@@ -103,27 +108,35 @@ class FakeOperator:
     create: list[Scripted] = field(default_factory=list)
     get: list[Scripted] = field(default_factory=list)
     codes: list[Scripted] = field(default_factory=list)
+    deletes: list[Scripted] = field(default_factory=list)
+    events: list[Scripted] = field(default_factory=list)
+    routes: list[Scripted] = field(default_factory=list)
+    events_after: Scripted = None
+    """What the feed answers once ``events`` is used up (by default an empty page)."""
     routing_operator: str = "alfa"
     seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
 
     async def _record(self, request: web.Request) -> None:
         self.seen.append(
-            (request.method, request.path, dict(request.headers), await request.read())
+            (request.method, request.path_qs, dict(request.headers), await request.read())
         )
 
-    async def routing(self, request: web.Request) -> web.Response:
-        await self._record(request)
+    async def routing(self, request: web.Request) -> Any:
         msisdn = request.match_info["msisdn"]
-        return web.json_response(
+        default = web.json_response(
             {"msisdn": msisdn, "operator_id": self.routing_operator, "ported": False}
         )
+        return await self._scripted(request, self.routes, default)
 
-    async def _scripted(self, request: web.Request, script: list[Scripted]) -> Any:
+    async def _scripted(
+        self, request: web.Request, script: list[Scripted], default: Scripted = None
+    ) -> Any:
         await self._record(request)
-        response = script.pop(0) if script else None
+        response = script.pop(0) if script else default
         if callable(response):
-            response = response(json.loads(await request.read()))
+            body = await request.read()
+            response = response(json.loads(body) if body else dict(request.query))
         if response is None:
             if request.transport is not None:
                 request.transport.abort()
@@ -139,13 +152,14 @@ class FakeOperator:
     async def on_code(self, request: web.Request) -> Any:
         return await self._scripted(request, self.codes)
 
-    async def on_delete(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        return web.Response(status=204)
+    async def on_delete(self, request: web.Request) -> Any:
+        return await self._scripted(request, self.deletes, web.Response(status=204))
 
-    async def on_events(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        return web.json_response({"events": [], "next_cursor": "c0"})
+    async def on_events(self, request: web.Request) -> Any:
+        default = self.events_after
+        if default is None:
+            default = web.json_response({"events": [], "next_cursor": "c0"})
+        return await self._scripted(request, self.events, default)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -162,6 +176,10 @@ class FakeOperator:
         """Headers and bodies of the POSTs to a path ending so."""
         return [(h, b) for m, p, h, b in self.seen if m == "POST" and p.endswith(path_end)]
 
+    def calls(self, method: str, path_part: str) -> list[str]:
+        """Paths (with the query string) of the calls of a method to paths containing a part."""
+        return [p for m, p, _, _ in self.seen if m == method and path_part in p]
+
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -175,17 +193,20 @@ def request_body(
     result: str | None = "present",
     answered_after: timedelta | None = timedelta(seconds=1),
     deadline: timedelta = timedelta(minutes=20),
+    received: datetime = NOW,
 ) -> dict[str, Any]:
-    """A request resource as an operator would send it."""
+    """A request resource as an operator would send it (times relative to ``received``)."""
     return {
         "id": id_,
         "operator_id": operator_id,
         "msisdn": msisdn,
         "status": status,
         "result": result,
-        "received_at": format_timestamp(NOW),
-        "due_at": format_timestamp(NOW + deadline),
-        "answered_at": None if answered_after is None else format_timestamp(NOW + answered_after),
+        "received_at": format_timestamp(received),
+        "due_at": format_timestamp(received + deadline),
+        "answered_at": None
+        if answered_after is None
+        else format_timestamp(received + answered_after),
     }
 
 
@@ -206,3 +227,101 @@ def code_body(request_id: str, code: str, msisdn: str = "+79000000001") -> dict[
         "request_id": request_id,
         "registered_at": format_timestamp(NOW),
     }
+
+
+def problem_reply(status: int, code: str, detail: str = "refused") -> web.Response:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code}
+    return json_reply(body, status, "application/problem+json")
+
+
+def event_body(
+    code: str,
+    *,
+    id_: str = "evt_1",
+    type_: str = "subscriber.contract_terminated",
+    operator_id: str = "alfa",
+    msisdn: str = "+79000000001",
+) -> dict[str, Any]:
+    """A lifecycle event as an operator's feed or webhook carries it."""
+    return {
+        "id": id_,
+        "type": type_,
+        "operator_id": operator_id,
+        "occurred_at": format_timestamp(NOW),
+        "deliver_by": format_timestamp(NOW + timedelta(hours=24)),
+        "data": {"msisdn": msisdn, "code": code},
+    }
+
+
+def page_reply(events: list[dict[str, Any]], next_cursor: str) -> web.Response:
+    """One page of an operator's event feed."""
+    return json_reply({"events": events, "next_cursor": next_cursor}, 200)
+
+
+def registered(sent: dict[str, Any]) -> web.Response:
+    """A code registration answered as the contract says: the code sent, for its request."""
+    return json_reply(code_body(sent["request_id"], sent["code"]), 201)
+
+
+async def identify_on(fake: FakeOperator, messenger: Messenger, user_id: str) -> str:
+    """Identify a user through the fake operator (a timely present); returns the code."""
+    fake.create.append(json_reply(request_body()))
+    fake.codes.append(registered)
+    outcome = await messenger.identify(user_id, "+79000000001")
+    assert outcome.identified, outcome
+    assert outcome.code is not None
+    return outcome.code
+
+
+@pytest.fixture
+async def fake_operator(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeOperator:
+    """A scripted fake operator on loopback."""
+    fake = FakeOperator()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("/"))
+    return fake
+
+
+# --- an operator-sim for synchronous tests -------------------------------------------------
+
+T = TypeVar("T")
+
+
+class ThreadedSim:
+    """An ``OperatorSim`` on its own event loop in a thread, for tests written without async.
+
+    ``call(lambda sim: sim.advance(300))`` runs one of its helpers and waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.sim = OperatorSim()
+
+    def __enter__(self) -> ThreadedSim:
+        self._thread.start()
+        self.call(lambda sim: sim.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.call(lambda sim: sim.stop())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+
+    @property
+    def base_url(self) -> str:
+        return self.sim.base_url
+
+    @property
+    def key(self) -> str:
+        return self.sim.messenger_key
+
+    def call(self, fn: Callable[[OperatorSim], Awaitable[T]]) -> T:
+        async def run() -> T:
+            return await fn(self.sim)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)

@@ -176,3 +176,21 @@ async def test_webhook_whose_id_header_is_not_the_event_id_is_rejected(
     )
     assert await _post(url, body, headers) == 422
     assert await messenger.can_send("gil")
+
+
+async def test_webhook_of_an_unknown_event_type_is_acknowledged_and_skipped(
+    hooked: tuple[Messenger, Recorder, str, str],
+) -> None:
+    messenger, recorder, url, secret = hooked
+    outcome = await messenger.identify("hui", NUMBER)
+    assert outcome.code is not None
+    event = json.loads(_ported_event(outcome.code)[1])
+    event["type"] = "subscriber.something_new"
+    body = json.dumps(event)
+    headers = signed_headers(
+        Webhook(secret), event_id=event["id"], body=body, sent_at=datetime.now(UTC)
+    )
+    assert await _post(url, body, headers) == 204  # not sent again and again
+    skipped = await recorder.wait("event_skipped")
+    assert "subscriber.something_new" in skipped.message
+    assert await messenger.can_send("hui")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,32 @@ def test_messenger_is_importable_from_the_package() -> None:
     from operator_sim.messenger import Messenger as Imported
 
     assert Imported is Messenger
+
+
+def _version_0_database(db: Path) -> None:
+    """A database as the library wrote it before several instances could share one."""
+    from operator_sim.messenger.database import BASE_SCHEMA
+
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(BASE_SCHEMA)
+        conn.execute(
+            "INSERT INTO users (user_id, state, msisdn, operator_id, updated_at) "
+            "VALUES ('old', 'identifying', '+79000000001', 'alfa', '2026-03-01T12:00:00Z')"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_a_database_from_before_owners_is_migrated_and_recovered(
+    sim: Sim, tmp_path: Path
+) -> None:
+    db = tmp_path / "m.db"
+    await asyncio.to_thread(_version_0_database, db)
+    async with make_messenger(sim, db) as messenger:
+        user = await messenger.user("old")
+        assert user is not None
+        assert (user.state, user.reason) == ("refused", "interrupted")
+        assert await messenger.store.pending_deletions() == []
+        assert (await messenger.identify("old", NUMBER)).identified

@@ -6,31 +6,37 @@ Nothing here does I/O: the client calls these on every body it receives, and the
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from operator_sim.messenger.errors import InvalidResponse
 from operator_sim.wire import (
     IDENTIFICATION_DEADLINE,
+    Event,
+    EventType,
     IdentificationCode,
     IdentificationRequest,
     Routing,
+    format_timestamp,
 )
 
 __all__ = [
-    "DEADLINE",
+    "FeedPage",
     "Reason",
+    "UnknownEvent",
     "check_code",
+    "check_pinned",
     "check_request",
     "check_routing",
+    "parse_event",
+    "parse_feed_page",
     "parse_model",
     "verdict",
 ]
-
-DEADLINE = IDENTIFICATION_DEADLINE
-"""The decree's answer deadline: no operator may grant itself more."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,16 +59,79 @@ class Reason(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An event of a type this library does not know: the contract lets operators add types."""
+
+    id: str
+    type: str
+    operator_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One page of an operator's feed: its events in order (unknown types kept as such)."""
+
+    events: list[Event | UnknownEvent]
+    next_cursor: str
+
+
+_KNOWN_TYPES = frozenset(get_args(EventType))
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def _summary(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[:3]
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in first)
+
+
 def parse_model(model: type[M], body: bytes) -> M:
     """Validate a body against a wire model; anything else is ``InvalidResponse``."""
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[:3]
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in first
-        )
-        raise InvalidResponse(f"{model.__name__}: {summary}") from None
+        raise InvalidResponse(f"{model.__name__}: {_summary(exc)}") from None
+
+
+def parse_event(raw: Any) -> Event | UnknownEvent:
+    """One event (a decoded JSON value): a known type fully checked, any other kept aside.
+
+    An unknown type still needs a string ``id``, ``type`` and ``operator_id``: an object
+    without them is not an event at all.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidResponse("an event is not a JSON object")
+    kind = raw.get("type")
+    if kind in _KNOWN_TYPES:
+        try:
+            return _EVENT.validate_python(raw)
+        except ValidationError as exc:
+            raise InvalidResponse(f"{kind} event: {_summary(exc)}") from None
+    fields = (raw.get("id"), kind, raw.get("operator_id"))
+    if not all(isinstance(value, str) and value for value in fields):
+        raise InvalidResponse("an event without a string id, type and operator_id")
+    event_id, kind, operator_id = (str(value) for value in fields)
+    return UnknownEvent(id=event_id, type=kind, operator_id=operator_id)
+
+
+def parse_feed_page(body: bytes, *, operator_id: str) -> FeedPage:
+    """A feed page from ``operator_id``: every event its own, and a cursor to go on from."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise InvalidResponse("the event page is not JSON") from None
+    if not isinstance(raw, dict) or set(raw) != {"events", "next_cursor"}:
+        raise InvalidResponse("the event page is not an object of events and next_cursor")
+    events, cursor = raw["events"], raw["next_cursor"]
+    if not isinstance(events, list):
+        raise InvalidResponse("the page's events are not a list")
+    if not isinstance(cursor, str) or not cursor:
+        raise InvalidResponse("the event page has an empty next_cursor")
+    parsed = [parse_event(event) for event in events]
+    for event in parsed:
+        if event.operator_id != operator_id:
+            raise InvalidResponse(f"event {event.id} is from {event.operator_id!r}")
+    return FeedPage(events=parsed, next_cursor=cursor)
 
 
 def _expect(field: str, got: object, sent: object) -> None:
@@ -80,7 +149,7 @@ def check_request(
         _expect("id", req.id, request_id)
     elif not req.id:
         raise InvalidResponse("the request has an empty id")
-    if not req.received_at < req.due_at <= req.received_at + DEADLINE:
+    if not req.received_at < req.due_at <= req.received_at + IDENTIFICATION_DEADLINE:
         raise InvalidResponse("due_at is not within 20 minutes after received_at")
     if req.status == "answered":
         if req.result is None or req.answered_at is None:
@@ -92,11 +161,25 @@ def check_request(
     return req
 
 
+def check_pinned(req: IdentificationRequest, first: IdentificationRequest) -> IdentificationRequest:
+    """A later read of a request keeps the receipt and deadline the first response gave.
+
+    An operator that moves its deadline could turn a late answer into a timely one.
+    """
+    if req.received_at != first.received_at or req.due_at != first.due_at:
+        raise InvalidResponse(
+            "received_at or due_at differ from what the first response said "
+            f"(due {format_timestamp(first.due_at)}, now {format_timestamp(req.due_at)})"
+        )
+    return req
+
+
 def check_code(
     code: IdentificationCode, *, operator_id: str, request_id: str, sent_code: str, msisdn: str
 ) -> IdentificationCode:
     """The registered code is the one sent, for the request and number asked about."""
-    _expect("code", code.code, sent_code)
+    if code.code != sent_code:  # neither is quoted: codes are credentials
+        raise InvalidResponse("the registered code is not the one sent")
     _expect("request_id", code.request_id, request_id)
     _expect("operator_id", code.operator_id, operator_id)
     _expect("msisdn", code.msisdn, msisdn)

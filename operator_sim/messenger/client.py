@@ -23,27 +23,35 @@ from urllib.parse import quote
 import aiohttp
 
 from operator_sim import __version__
-from operator_sim.messenger.checks import check_code, check_request, check_routing, parse_model
+from operator_sim.messenger.checks import (
+    FeedPage,
+    check_code,
+    check_request,
+    check_routing,
+    parse_feed_page,
+    parse_model,
+)
 from operator_sim.messenger.errors import (
     ApiError,
     InvalidResponse,
     OperatorClientError,
+    ResponseTooLarge,
     TransportError,
     api_error,
 )
+from operator_sim.messenger.privacy import scrub
 from operator_sim.wire import (
     MAX_WAIT_SECONDS,
-    EventPage,
     IdentificationCode,
     IdentificationRequest,
     Problem,
     Routing,
 )
 
-__all__ = ["MAX_WAIT", "OperatorClient", "RetryPolicy"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "OperatorClient", "RetryPolicy"]
 
-MAX_WAIT = MAX_WAIT_SECONDS
-"""The longest ``Prefer: wait`` the API honours, in seconds."""
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""The most the client reads of one response: every answer of the contract is far smaller."""
 
 
 def _jitter_rng() -> random.Random:
@@ -98,6 +106,20 @@ class _Reply:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    path: str
+    shown: str  # method and path as messages show them: never with a code
+    expect: tuple[int, ...]
+    json_body: Mapping[str, Any] | None
+    headers: Mapping[str, str]
+    params: Mapping[str, str] | None
+    wait: int
+    body_expected: bool
+    secret: str | None
+
+
 class OperatorClient:
     """The messenger-facing calls of the operator API, typed and validated."""
 
@@ -110,6 +132,7 @@ class OperatorClient:
         timeout: float = 15.0,
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[str, str, OperatorClientError, float], None] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._headers = {
@@ -122,6 +145,7 @@ class OperatorClient:
         self._session = session
         self._own_session = session is None
         self._on_retry = on_retry
+        self._max_body = max_response_bytes
 
     async def __aenter__(self) -> OperatorClient:
         return self
@@ -191,6 +215,7 @@ class OperatorClient:
             f"/operators/{quote(operator_id, safe='')}/v1/identification-codes",
             json_body={"request_id": request_id, "code": code},
             expect=(200, 201),
+            secret=code,
         )
         registered = parse_model(IdentificationCode, reply.body)
         return check_code(
@@ -209,12 +234,16 @@ class OperatorClient:
             f"{quote(code, safe='')}",
             expect=(204,),
             body_expected=False,
+            secret=code,
         )
 
     async def events(
         self, operator_id: str, *, after: str | None = None, limit: int = 100, wait: int = 0
-    ) -> EventPage:
-        """One page of this messenger's events from the operator; ``wait`` long-polls."""
+    ) -> FeedPage:
+        """One page of this messenger's events from the operator; ``wait`` long-polls.
+
+        Events of a type this client does not know are kept as ``UnknownEvent``s.
+        """
         query: dict[str, str] = {"limit": str(limit)}
         if after is not None:
             query["after"] = after
@@ -225,13 +254,7 @@ class OperatorClient:
             wait=wait,
             expect=(200,),
         )
-        page = parse_model(EventPage, reply.body)
-        if not page.next_cursor:
-            raise InvalidResponse("the event page has an empty next_cursor")
-        for event in page.events:
-            if event.operator_id != operator_id:
-                raise InvalidResponse(f"event {event.id} is from {event.operator_id!r}")
-        return page
+        return parse_feed_page(reply.body, operator_id=operator_id)
 
     # --- transport -----------------------------------------------------------------
 
@@ -246,19 +269,30 @@ class OperatorClient:
         params: Mapping[str, str] | None = None,
         wait: int = 0,
         body_expected: bool = True,
+        secret: str | None = None,
     ) -> _Reply:
-        wait = max(0, min(int(wait), MAX_WAIT))
+        wait = max(0, min(int(wait), MAX_WAIT_SECONDS))
         sent_headers = {**self._headers, **(headers or {})}
         if wait:
             sent_headers["Prefer"] = f"wait={wait}"
+        call = _Call(
+            method=method,
+            path=path,
+            shown=f"{method} {scrub(path, secret)}",
+            expect=expect,
+            json_body=json_body,
+            headers=sent_headers,
+            params=params,
+            wait=wait,
+            body_expected=body_expected,
+            secret=secret,
+        )
         policy = self.retry
         started = policy.clock()
         retry = 0
         while True:
             try:
-                return await self._once(
-                    method, path, expect, json_body, sent_headers, params, wait, body_expected
-                )
+                return await self._once(call)
             except (TransportError, ApiError) as exc:
                 transient = isinstance(exc, TransportError) or exc.transient
                 if not transient or retry + 1 >= policy.attempts:
@@ -268,55 +302,64 @@ class OperatorClient:
                 if policy.clock() - started + pause > policy.budget:
                     raise
                 if self._on_retry is not None:
-                    self._on_retry(method, path, exc, pause)
+                    self._on_retry(method, scrub(path, secret), exc, pause)
                 await policy.sleep(pause)
                 retry += 1
 
-    async def _once(
-        self,
-        method: str,
-        path: str,
-        expect: tuple[int, ...],
-        json_body: Mapping[str, Any] | None,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None,
-        wait: int,
-        body_expected: bool,
-    ) -> _Reply:
-        timeout = aiohttp.ClientTimeout(total=self._timeout + wait)
+    async def _once(self, call: _Call) -> _Reply:
+        timeout = aiohttp.ClientTimeout(total=self._timeout + call.wait)
         try:
             async with self._http().request(
-                method,
-                self._base + path,
-                json=json_body,
-                headers=headers,
-                params=params,
+                call.method,
+                self._base + call.path,
+                json=call.json_body,
+                headers=call.headers,
+                params=call.params,
                 timeout=timeout,
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                body = await _read_capped(resp, self._max_body)
+                if body is None:
+                    raise ResponseTooLarge(shown=call.shown, limit=self._max_body)
                 status = resp.status
                 content_type = resp.content_type
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        if status in expect:
-            if body_expected and content_type != "application/json":
-                raise InvalidResponse(f"{method} {path}: {status} with {content_type or 'no'} body")
+            # aiohttp's messages may carry the URL, and so a code in its path.
+            said = scrub(f"{type(exc).__name__}: {exc}", call.secret)
+            raise TransportError(f"{call.shown}: {said}") from exc
+        if status in call.expect:
+            if call.body_expected and content_type != "application/json":
+                raise InvalidResponse(f"{call.shown}: {status} with {content_type or 'no'} body")
             return _Reply(status, body)
         if status >= 400:
-            raise _problem(status, content_type, body, retry_after)
-        raise InvalidResponse(f"{method} {path}: unexpected status {status}")
+            raise _problem(status, content_type, body, retry_after, call.secret)
+        raise InvalidResponse(f"{call.shown}: unexpected status {status}")
 
 
-def _problem(status: int, content_type: str, body: bytes, retry_after: float | None) -> ApiError:
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None when it is longer than ``limit`` (decompressed, as it is read)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _problem(
+    status: int, content_type: str, body: bytes, retry_after: float | None, secret: str | None
+) -> ApiError:
     if content_type == "application/problem+json":
         try:
             problem = Problem.model_validate_json(body)
         except ValueError:
             pass
         else:
-            return api_error(status, problem.code, problem.detail, retry_after=retry_after)
+            detail = scrub(problem.detail, secret)  # an operator may echo the code it refuses
+            return api_error(status, problem.code, detail, retry_after=retry_after)
     return api_error(
         status, f"http_{status}", "an error without a problem body", retry_after=retry_after
     )

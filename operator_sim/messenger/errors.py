@@ -12,6 +12,8 @@
     │   ├── RateLimited                  429 (transient, retried)
     │   └── OperatorUnavailable          502, 503, 504 (transient, retried)
     └── InvalidResponse                  a response that is not what the contract promises
+        ├── FeedStalled                  an event page that did not move the feed's cursor
+        └── ResponseTooLarge             a body over the client's size limit
     InvalidPhone                         what the user typed is not a phone number (no I/O)
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "ApiError",
     "Conflict",
+    "FeedStalled",
     "InvalidPhone",
     "InvalidResponse",
     "NotFound",
@@ -27,6 +30,7 @@ __all__ = [
     "OperatorUnavailable",
     "RateLimited",
     "Rejected",
+    "ResponseTooLarge",
     "TransportError",
     "Unauthorized",
     "api_error",
@@ -85,6 +89,26 @@ class OperatorUnavailable(ApiError):
 
 class InvalidResponse(OperatorClientError):
     """The response broke the contract: wrong status, not the documented JSON, wrong ids."""
+
+
+class FeedStalled(InvalidResponse):
+    """A page with events came back with the cursor it was read after: reading on would loop."""
+
+    def __init__(self, *, operator_id: str, cursor: str) -> None:
+        super().__init__(
+            f"{operator_id}'s event feed did not advance: a page of events came back with "
+            "the cursor it was read after"
+        )
+        self.operator_id = operator_id
+        self.cursor = cursor
+
+
+class ResponseTooLarge(InvalidResponse):
+    """A response body longer than the client reads (``max_response_bytes``)."""
+
+    def __init__(self, *, shown: str, limit: int) -> None:
+        super().__init__(f"{shown}: the response is larger than {limit} bytes")
+        self.limit = limit
 
 
 class InvalidPhone(ValueError):

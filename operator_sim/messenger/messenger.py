@@ -1,9 +1,13 @@
-"""The ``Messenger`` facade: the decree's identification flow for a messenger backend.
+"""The ``Messenger`` facade: what a messenger backend embeds to follow the decree.
 
-``identify`` normalises the number, routes it, asks the operator, waits for the answer
-(never past the 20-minute deadline), and identifies the user only on a timely
-``present``, after registering a fresh unguessable code. Everything else refuses.
-Events (terminations, ports) suspend users until they are identified again.
+It identifies users (:mod:`~operator_sim.messenger.identification`), gates sending on
+their state, and suspends them on the operator's events, read from the feed
+(:mod:`~operator_sim.messenger.events`) or received by webhook
+(:mod:`~operator_sim.messenger.webhooks`). State lives in its own SQLite database,
+which several instances (processes) may share: each holds a lease on the work it starts,
+and recovers only the work of instances whose lease ran out. A background housekeeper
+renews the lease, recovers such work and deletes at the operator the codes no user has
+any more (:mod:`~operator_sim.messenger.cleanup`).
 """
 
 from __future__ import annotations
@@ -11,97 +15,98 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import math
-import secrets
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
-from operator_sim.messenger.checks import Reason, verdict
-from operator_sim.messenger.client import MAX_WAIT, OperatorClient, RetryPolicy
-from operator_sim.messenger.errors import (
-    ApiError,
-    Conflict,
-    InvalidPhone,
-    InvalidResponse,
-    NotFound,
-    OperatorClientError,
-    TransportError,
-)
-from operator_sim.messenger.phone import normalise_phone
-from operator_sim.messenger.store import CodeRecord, HistoryEntry, MessengerStore, UserRecord
+from operator_sim.messenger.checks import Reason, UnknownEvent
+from operator_sim.messenger.cleanup import CodeCleanup
+from operator_sim.messenger.client import DEFAULT_MAX_RESPONSE_BYTES, OperatorClient, RetryPolicy
+from operator_sim.messenger.errors import OperatorClientError
+from operator_sim.messenger.events import EventFeed
+from operator_sim.messenger.identification import IdentificationFlow, Outcome
+from operator_sim.messenger.steps import Observer, Reporter, Step
+from operator_sim.messenger.store import HistoryEntry, MessengerStore, UserRecord
+from operator_sim.messenger.webhooks import WebhookReceiver, WebhookReply
 from operator_sim.wire import (
     IDENTIFICATION_DEADLINE,
+    MAX_WAIT_SECONDS,
     ContractTerminatedEvent,
     Event,
-    IdentificationRequest,
     NumberPortedEvent,
-    format_timestamp,
 )
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["Messenger", "Outcome", "Step"]
+__all__ = ["LeasePolicy", "Messenger", "MessengerOptions", "Outcome", "Step"]
 
-DEFAULT_ANSWER_TIMEOUT = IDENTIFICATION_DEADLINE.total_seconds()
-_CODE_BYTES = 32
 _current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "operator_sim_messenger_user", default=None
 )
+_NOT_STARTED = "the Messenger is not started: use `async with Messenger(...)`"
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """How an identification ended."""
+class LeasePolicy:
+    """How an instance holds its work in a database other instances may share.
 
-    user_id: str
-    identified: bool
-    reason: Reason
-    msisdn: str | None = None
-    operator_id: str | None = None
-    request_id: str | None = None
-    code: str | None = None
-    detail: str | None = None
+    An instance that has not renewed its lease for ``ttl`` seconds is taken for gone: the
+    others refuse its unfinished identifications (``interrupted``) and finish its code
+    registrations. The housekeeper renews it every ``renew_every`` seconds, and at that
+    pace also retries due code deletions and recovers the work of instances gone.
+    ``clock`` is wall time (shared by the processes on one host); tests move it by hand.
+    """
+
+    ttl: float = 60.0
+    renew_every: float = 15.0
+    clock: Callable[[], float] = time.time
+
+
+class MessengerOptions(TypedDict, total=False):
+    """The keyword options of ``Messenger`` (``SyncMessenger`` takes the same)."""
+
+    webhook_secret: str | None
+    region: str
+    answer_timeout: float
+    poll_wait: int
+    retry: RetryPolicy | None
+    background_feed: bool
+    feed_wait: int
+    request_timeout: float
+    observer: Observer | None
+    max_response_bytes: int
+    reveal_numbers: bool
+    lease: LeasePolicy | None
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One thing the messenger did or saw, for logs, demos and tests."""
+class _Parts:
+    """What a started Messenger runs on."""
 
-    kind: str
-    user_id: str | None
-    message: str
-
-
-Observer = Callable[[Step], None]
-
-
-def _describe(req: IdentificationRequest) -> str:
-    due = format_timestamp(req.due_at)
-    if req.status == "expired":
-        return f"{req.id} expired unanswered at its deadline {due}"
-    if req.status == "pending" or req.answered_at is None:
-        return f"{req.id} still pending (due {due})"
-    late = " (late)" if req.answered_at > req.due_at else ""
-    return f"{req.id} answered {req.result} at {format_timestamp(req.answered_at)}{late}, due {due}"
-
-
-def _reason_of(exc: OperatorClientError) -> Reason:
-    if isinstance(exc, InvalidResponse):
-        return Reason.INVALID_RESPONSE
-    if isinstance(exc, TransportError) or (isinstance(exc, ApiError) and exc.transient):
-        return Reason.OPERATOR_UNREACHABLE
-    return Reason.OPERATOR_REFUSED
+    store: MessengerStore
+    feed: EventFeed
+    flow: IdentificationFlow
+    cleanup: CodeCleanup
 
 
 class Messenger:
     """A messenger backend's side of the decree: identify users, gate sending, follow events.
 
     ``base_url`` is the operator API's root (routing names the operator). State lives in
-    the SQLite database at ``db_path``. Use as ``async with``.
+    the SQLite database at ``db_path``. Use as ``async with`` (or ``start``/``close``).
+
+    Options: ``webhook_secret`` to receive webhooks (:meth:`webhook_app`); ``region`` for
+    national numbers; ``answer_timeout`` (seconds) for an operator that goes silent;
+    ``poll_wait`` and ``feed_wait`` (seconds, at most 60) for long polls;
+    ``background_feed`` to follow the feeds in the background; ``retry`` for transient
+    failures; ``request_timeout`` (seconds) per HTTP call; ``max_response_bytes`` read at
+    most of a response; ``observer`` receives every :class:`Step`; ``reveal_numbers`` shows
+    full phone numbers and what users typed in steps and log lines (masked by default);
+    ``lease`` for several instances on one database.
     """
 
     def __init__(
@@ -112,31 +117,40 @@ class Messenger:
         db_path: Path | str,
         webhook_secret: str | None = None,
         region: str = "RU",
-        answer_timeout: float = DEFAULT_ANSWER_TIMEOUT,
+        answer_timeout: float = IDENTIFICATION_DEADLINE.total_seconds(),
         poll_wait: int = 25,
         retry: RetryPolicy | None = None,
         background_feed: bool = False,
         feed_wait: int = 25,
         request_timeout: float = 15.0,
         observer: Observer | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        reveal_numbers: bool = False,
+        lease: LeasePolicy | None = None,
     ) -> None:
         self._client = OperatorClient(
-            base_url, api_key, retry=retry, timeout=request_timeout, on_retry=self._on_retry
+            base_url,
+            api_key,
+            retry=retry,
+            timeout=request_timeout,
+            on_retry=self._on_retry,
+            max_response_bytes=max_response_bytes,
         )
         self._db_path = db_path
         self._webhook_secret = webhook_secret
         self._region = region
         self._answer_timeout = answer_timeout
-        self._poll_wait = max(1, min(poll_wait, MAX_WAIT))
-        self._feed_wait = max(1, min(feed_wait, MAX_WAIT))
+        self._poll_wait = max(1, min(poll_wait, MAX_WAIT_SECONDS))
+        self._feed_wait = max(1, min(feed_wait, MAX_WAIT_SECONDS))
         self._background_feed = background_feed
-        self._observer = observer
-        self._store: MessengerStore | None = None
+        self._report = Reporter(observer, reveal_numbers=reveal_numbers)
+        self._lease = lease or LeasePolicy()
+        self._parts: _Parts | None = None
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
-        self._consumers: dict[str, asyncio.Task[None]] = {}
-        self._chores: set[asyncio.Task[None]] = set()
-        self._feed_locks: dict[str, asyncio.Lock] = {}
-        self._asked: dict[str, str] = {}
+        self._housekeeper: asyncio.Task[None] | None = None
+        self._cleanup_due = asyncio.Event()
+        self._closing = False
+        self._leased = False
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -153,36 +167,70 @@ class Messenger:
         await self.close()
 
     async def start(self) -> None:
-        """Open the store, finish what a crash left half done, start the feed consumer."""
-        self._store = await MessengerStore.open(self._db_path)
-        await self.recover()
-        if self._background_feed:
-            for operator_id, _ in await self._store.operators():
-                self._consume(operator_id)
+        """Open the store, take a lease, finish what an instance that is gone left half
+        done, and start the housekeeper (and the feed consumers, when asked for)."""
+        store = await MessengerStore.open(self._db_path)
+        feed = EventFeed(
+            self._client,
+            store,
+            self.apply_event,
+            report=self._report,
+            wait=self._feed_wait,
+            background=self._background_feed,
+        )
+        flow = IdentificationFlow(
+            self._client,
+            store,
+            report=self._report,
+            follow=feed.follow,
+            cleanup=self._cleanup_due.set,
+            clock=self._lease.clock,
+            region=self._region,
+            answer_timeout=self._answer_timeout,
+            poll_wait=self._poll_wait,
+        )
+        cleanup = CodeCleanup(self._client, store, report=self._report, clock=self._lease.clock)
+        self._parts = _Parts(store=store, feed=feed, flow=flow, cleanup=cleanup)
+        self._closing = False
+        try:
+            await self.recover()
+            await feed.start()
+        except BaseException:
+            await self.close()  # a half-started messenger would leave its database open
+            raise
+        self._housekeeper = asyncio.create_task(self._housekeep(), name="messenger-housekeeper")
 
     async def close(self) -> None:
-        """Stop background work, close the client and the store."""
-        tasks = [
-            *(task for task, _ in self._inflight.values()),
-            *self._consumers.values(),
-            *self._chores,
-        ]
-        for task in tasks:
+        """Stop background work, close the client and the store, give up the lease.
+
+        An identification still running ends ``interrupted`` (its callers get that
+        outcome); a code it was registering is deleted at the operator on a later start.
+        """
+        self._closing = True
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            await asyncio.gather(self._housekeeper, return_exceptions=True)
+            self._housekeeper = None
+        running = [task for task, _ in self._inflight.values()]
+        for task in running:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running, return_exceptions=True)
         self._inflight.clear()
-        self._consumers.clear()
+        parts, self._parts = self._parts, None
+        if parts is not None:
+            await parts.feed.close()
         await self._client.close()
-        if self._store is not None:
-            await self._store.close()
-            self._store = None
+        if parts is not None:
+            try:
+                await parts.store.release_owner()
+            finally:
+                await parts.store.close()
+        self._leased = False
 
     @property
     def store(self) -> MessengerStore:
         """The messenger's own database."""
-        if self._store is None:
-            raise RuntimeError("the Messenger is not started: use `async with Messenger(...)`")
-        return self._store
+        return self._started().store
 
     @property
     def client(self) -> OperatorClient:
@@ -190,11 +238,54 @@ class Messenger:
         return self._client
 
     async def recover(self) -> None:
-        """Finish code registrations a crash interrupted; refuse identifications it cut off."""
-        for pending in await self.store.registrations():
-            await self._finish(pending)
-        for user_id in await self.store.interrupt_unfinished():
-            self._emit("refused", user_id, "identification interrupted by a restart: refused")
+        """One round of housekeeping, as the housekeeper runs it every ``renew_every``.
+
+        Renew this instance's lease; finish the code registrations, and refuse
+        (``interrupted``) the identifications, of instances whose lease ran out (a crash,
+        or a restart: a closed instance gives its lease up); retry the due code deletions.
+        """
+        parts = self._started()
+        now = self._lease.clock()
+        held = await parts.store.hold_lease(now, self._lease.ttl)
+        if self._leased and not held:
+            self._report(
+                "lease_lost",
+                None,
+                f"this instance's lease ({parts.store.owner}) ran out before it was renewed: "
+                "other instances may have taken over its work",
+            )
+        self._leased = True
+        await parts.store.forget_lapsed_owners(now)
+        for pending in await parts.store.claim_registrations(now):
+            await parts.flow.finish(pending)
+        for user_id in await parts.store.interrupt_orphaned(now):
+            self._report("refused", user_id, "interrupted: the instance identifying them is gone")
+        await parts.cleanup.run()
+
+    async def _housekeep(self) -> None:
+        parts = self._started()
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        # Whatever deletions a previous run left are tried at once, not when due.
+        everything = True
+        while True:
+            try:
+                await parts.cleanup.run(everything=everything)
+                everything = False
+            except Exception as exc:  # noqa: BLE001 (the housekeeper outlives any one failure)
+                self._report("cleanup_error", None, f"deleting codes failed: {exc}")
+            # Woken early when a code was queued; the lease is renewed on time regardless.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(renewed + self._lease.renew_every):
+                    await self._cleanup_due.wait()
+            self._cleanup_due.clear()
+            if loop.time() - renewed < self._lease.renew_every:
+                continue
+            renewed = loop.time()
+            try:
+                await self.recover()
+            except Exception as exc:  # noqa: BLE001 (the housekeeper outlives any one failure)
+                self._report("housekeeping_error", None, str(exc))
 
     # --- the gate ------------------------------------------------------------------
 
@@ -214,10 +305,11 @@ class Messenger:
     # --- identification ------------------------------------------------------------
 
     async def identify(self, user_id: str, phone: str) -> Outcome:
-        """Identify a user by the phone number they typed; see the module docstring.
+        """Identify a user by the phone number they typed: only a timely ``present`` does.
 
         Concurrent calls for one user with the same input share one identification (one
-        request, one code); a call with other input waits for the running one first.
+        request, one code); a call with other input waits for the running one first. When
+        the messenger closes meanwhile, the outcome is ``interrupted``.
         """
         while True:
             running = self._inflight.get(user_id)
@@ -228,6 +320,13 @@ class Messenger:
                 return await asyncio.shield(task)
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
+        if self._closing:
+            return Outcome(
+                user_id,
+                identified=False,
+                reason=Reason.INTERRUPTED,
+                detail="the messenger closed before the identification began",
+            )
         context = contextvars.copy_context()
         context.run(_current_user.set, user_id)
         task = asyncio.create_task(self._identify(user_id, phone), context=context)
@@ -235,207 +334,39 @@ class Messenger:
         task.add_done_callback(lambda done: self._forget(user_id, done))
         return await asyncio.shield(task)
 
+    async def _identify(self, user_id: str, phone: str) -> Outcome:
+        flow = self._started().flow
+        try:
+            return await flow.run(user_id, phone)
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            # Cancelled by close(): the promise to the callers is an outcome, not an error.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return await flow.interrupted(user_id)
+
     def _forget(self, user_id: str, task: asyncio.Task[Outcome]) -> None:
         running = self._inflight.get(user_id)
         if running is not None and running[0] is task:
             del self._inflight[user_id]
 
-    async def _identify(self, user_id: str, phone: str) -> Outcome:
-        store = self.store
-        for pending in await store.registrations(user_id):
-            await self._finish(pending)
-        current = await store.user(user_id)
-        try:
-            msisdn = normalise_phone(phone, self._region)
-        except InvalidPhone as exc:
-            return await self._refuse(user_id, Reason.INVALID_PHONE, str(exc))
-        self._emit("normalised", user_id, f"{phone!r} is {msisdn}")
-        if current is not None and current.state == "identified" and current.msisdn == msisdn:
-            self._emit("identified", user_id, "already identified with this number")
-            return Outcome(
-                user_id,
-                identified=True,
-                reason=Reason.ALREADY_IDENTIFIED,
-                msisdn=msisdn,
-                operator_id=current.operator_id,
-                request_id=current.request_id,
-                code=current.code,
-            )
-        await store.start_identification(user_id, msisdn, None, None)
-        try:
-            routing = await self._client.route(msisdn)
-        except NotFound:
-            return await self._refuse(
-                user_id, Reason.UNROUTABLE, "no operator serves this number", msisdn=msisdn
-            )
-        except OperatorClientError as exc:
-            return await self._refuse(user_id, _reason_of(exc), str(exc), msisdn=msisdn)
-        operator_id = routing.operator_id
-        ported = " (ported)" if routing.ported else ""
-        self._emit("routed", user_id, f"{msisdn} is served by {operator_id}{ported}")
-        await store.start_identification(user_id, msisdn, operator_id, None)
-        self._consume(operator_id)
-
-        try:
-            req = await self._ask(user_id, operator_id, msisdn)
-        except TimeoutError:
-            return await self._refuse(
-                user_id,
-                Reason.NO_ANSWER,
-                f"no answer within {self._answer_timeout:g} s: the operator went silent",
-                msisdn=msisdn,
-                operator_id=operator_id,
-                request_id=self._asked.pop(user_id, None),
-            )
-        except OperatorClientError as exc:
-            return await self._refuse(
-                user_id,
-                _reason_of(exc),
-                str(exc),
-                msisdn=msisdn,
-                operator_id=operator_id,
-                request_id=self._asked.pop(user_id, None),
-            )
-        self._asked.pop(user_id, None)
-        reason = verdict(req)
-        self._emit("answered", user_id, _describe(req))
-        if reason is not Reason.PRESENT:
-            return await self._refuse(
-                user_id,
-                reason or Reason.NO_ANSWER,
-                _describe(req),
-                msisdn=msisdn,
-                operator_id=operator_id,
-                request_id=req.id,
-            )
-        code = CodeRecord(
-            code=secrets.token_urlsafe(_CODE_BYTES),
-            user_id=user_id,
-            state="registering",
-            operator_id=operator_id,
-            request_id=req.id,
-            msisdn=msisdn,
-        )
-        await store.begin_registration(
-            user_id, code=code.code, operator_id=operator_id, request_id=req.id, msisdn=msisdn
-        )
-        return await self._finish(code)
-
-    async def _ask(self, user_id: str, operator_id: str, msisdn: str) -> IdentificationRequest:
-        """Send the request and wait for its answer; ``TimeoutError`` when our timer ends."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + self._answer_timeout
-        key = "idn-" + secrets.token_urlsafe(18)
-        # No long poll on the POST: the request id is stored before any waiting starts.
-        async with asyncio.timeout_at(deadline):
-            req = await self._client.create_request(operator_id, msisdn, idempotency_key=key)
-        self._asked[user_id] = req.id
-        await self.store.start_identification(user_id, msisdn, operator_id, req.id)
-        self._emit(
-            "sent",
-            user_id,
-            f"request {req.id} to {operator_id}, due {format_timestamp(req.due_at)}",
-        )
-        # Never wait past the operator's own deadline, nor past ours.
-        deadline = min(deadline, started + (req.due_at - req.received_at).total_seconds())
-        while verdict(req) is None:
-            if loop.time() >= deadline:
-                raise TimeoutError
-            async with asyncio.timeout_at(deadline):
-                req = await self._client.get_request(
-                    operator_id, req.id, msisdn=msisdn, wait=self._wait(deadline)
-                )
-        return req
-
-    def _wait(self, deadline: float) -> int:
-        remaining = deadline - asyncio.get_running_loop().time()
-        return max(1, min(self._poll_wait, math.ceil(remaining)))
-
-    async def _finish(self, code: CodeRecord) -> Outcome:
-        """Register a code the store holds as ``registering``, and settle the user."""
-        refuse = {
-            "msisdn": code.msisdn,
-            "operator_id": code.operator_id,
-            "request_id": code.request_id,
-            "abandon_code": code.code,
-        }
-        try:
-            await self._client.register_code(
-                code.operator_id, code.request_id, code.code, msisdn=code.msisdn
-            )
-        except Conflict as exc:
-            return await self._refuse(code.user_id, Reason.CODE_REJECTED, exc.detail, **refuse)
-        except OperatorClientError as exc:
-            # The operator may hold the code even though we could not read its answer.
-            self._chore(self._delete_quietly(code.operator_id, code.code))
-            return await self._refuse(code.user_id, _reason_of(exc), str(exc), **refuse)
-        identified, replaced = await self.store.finish_registration(code)
-        if replaced is not None:
-            self._chore(self._delete_quietly(replaced.operator_id, replaced.code))
-        if not identified:
-            self._emit("suspended", code.user_id, "the contract ended while registering")
-            return Outcome(
-                code.user_id,
-                identified=False,
-                reason=Reason.CODE_REJECTED,
-                msisdn=code.msisdn,
-                operator_id=code.operator_id,
-                request_id=code.request_id,
-                detail="the number's contract ended while the code was registered",
-            )
-        self._emit("identified", code.user_id, f"code registered with {code.operator_id}")
-        return Outcome(
-            code.user_id,
-            identified=True,
-            reason=Reason.PRESENT,
-            msisdn=code.msisdn,
-            operator_id=code.operator_id,
-            request_id=code.request_id,
-            code=code.code,
-        )
-
-    async def _refuse(
-        self,
-        user_id: str,
-        reason: Reason,
-        detail: str,
-        *,
-        msisdn: str | None = None,
-        operator_id: str | None = None,
-        request_id: str | None = None,
-        abandon_code: str | None = None,
-    ) -> Outcome:
-        await self.store.refuse(
-            user_id,
-            reason.value,
-            msisdn=msisdn,
-            operator_id=operator_id,
-            request_id=request_id,
-            abandon_code=abandon_code,
-        )
-        old = await self.store.retire_active(user_id, "superseded")
-        if old is not None:
-            self._chore(self._delete_quietly(old.operator_id, old.code))
-        self._emit("refused", user_id, f"{reason.value}: {detail}")
-        return Outcome(
-            user_id,
-            identified=False,
-            reason=reason,
-            msisdn=msisdn,
-            operator_id=operator_id,
-            request_id=request_id,
-            detail=detail,
-        )
-
-    async def _delete_quietly(self, operator_id: str, code: str) -> None:
-        with contextlib.suppress(OperatorClientError):
-            await self._client.delete_code(operator_id, code)
-
     # --- events --------------------------------------------------------------------
 
-    async def apply_event(self, event: Event) -> bool:
-        """Apply one event once (deduplicated by id); returns whether it was new."""
+    async def apply_event(self, event: Event | UnknownEvent) -> bool:
+        """Apply one event once (deduplicated by id); returns whether it was new.
+
+        An event of a type this library does not know is skipped and reported
+        (``event_skipped``): the contract lets operators add types.
+        """
+        if isinstance(event, UnknownEvent):
+            self._report(
+                "event_skipped",
+                None,
+                f"{event.operator_id} sent event {event.id} of unknown type {event.type}: skipped",
+            )
+            return False
         code: str | None = None
         reason: str | None = None
         if isinstance(event, ContractTerminatedEvent):
@@ -444,66 +375,34 @@ class Messenger:
             code, reason = event.data.code, "number_ported"
         fresh, user_id = await self.store.apply_ending(event_id=event.id, code=code, reason=reason)
         if user_id is not None:
-            self._emit("suspended", user_id, f"{event.type} from {event.operator_id}")
+            self._report("suspended", user_id, f"{event.type} from {event.operator_id}")
         return fresh
 
     async def sync_events(self) -> int:
         """Pull and apply every pending event from each operator asked so far, once."""
-        applied = 0
-        for operator_id, _ in await self.store.operators():
-            applied += await self._drain(operator_id, wait=0)
-        return applied
-
-    async def _drain(self, operator_id: str, *, wait: int) -> int:
-        lock = self._feed_locks.setdefault(operator_id, asyncio.Lock())
-        applied = 0
-        async with lock:
-            while True:
-                cursor = dict(await self.store.operators()).get(operator_id)
-                page = await self._client.events(operator_id, after=cursor, limit=500, wait=wait)
-                for event in page.events:
-                    applied += await self.apply_event(event)
-                await self.store.save_cursor(operator_id, page.next_cursor)
-                if not page.events:
-                    return applied
-                wait = 0
-
-    def _consume(self, operator_id: str) -> None:
-        if not self._background_feed or operator_id in self._consumers:
-            return
-        self._consumers[operator_id] = asyncio.create_task(
-            self._consumer(operator_id), name=f"messenger-feed-{operator_id}"
-        )
-
-    async def _consumer(self, operator_id: str) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._drain(operator_id, wait=self._feed_wait)
-                failures = 0
-            except Exception as exc:  # noqa: BLE001 (the consumer outlives any one failure)
-                failures += 1
-                self._emit("feed_error", None, f"{operator_id}: {exc}")
-                await asyncio.sleep(min(30.0, 0.5 * 2.0 ** min(failures, 6)))
+        return await self._started().feed.sync()
 
     def webhook_app(self) -> web.Application:
         """An aiohttp sub-app receiving the operator's signed webhooks at its root."""
-        from operator_sim.messenger.webhooks import WebhookReceiver
+        return self._receiver().app()
 
+    async def receive_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookReply:
+        """Verify and apply one webhook from any web framework: answer what this returns."""
+        return await self._receiver().receive(body, headers)
+
+    def _receiver(self) -> WebhookReceiver:
         if self._webhook_secret is None:
             raise RuntimeError("Messenger(..., webhook_secret=...) is needed to receive webhooks")
-        return WebhookReceiver(self, self._webhook_secret).app()
+        return WebhookReceiver(self.apply_event, self._webhook_secret)
 
     # --- plumbing ------------------------------------------------------------------
 
-    def _chore(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
-
-    def _emit(self, kind: str, user_id: str | None, message: str) -> None:
-        if self._observer is not None:
-            self._observer(Step(kind, user_id, message))
+    def _started(self) -> _Parts:
+        if self._parts is None:
+            raise RuntimeError(_NOT_STARTED)
+        return self._parts
 
     def _on_retry(self, method: str, path: str, exc: OperatorClientError, pause: float) -> None:
-        self._emit("retry", _current_user.get(), f"{method} {path}: {exc}; again in {pause:.1f} s")
+        self._report(
+            "retry", _current_user.get(), f"{method} {path}: {exc}; again in {pause:.1f} s"
+        )

@@ -1,14 +1,25 @@
 """The messenger's own state in SQLite: users, their history, codes, feed cursors, seen events.
 
 Every change that must not be half done (a code about to be registered, an event and
-the cursor past it) is one transaction, so a restart finds each user either identified
-with one code, refused, suspended, or with a registration to finish.
+the cursor past it, a code retired and its deletion at the operator) is one transaction,
+so a restart finds each user either identified with one code, refused, suspended, or
+with a registration to finish, and every code the operator may hold for nobody queued
+for deletion.
+
+Several processes may share the database. Each store has an ``owner`` id, stamped on the
+work it starts (an identification, a code being registered) and held by a lease in the
+``owners`` table that the ``Messenger`` renews while it runs. Recovery touches only work
+whose owner is gone: no lease, or one that expired.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,62 +28,40 @@ from typing import Literal
 
 import aiosqlite
 
-__all__ = ["CodeRecord", "HistoryEntry", "MessengerStore", "UserRecord", "UserState"]
+from operator_sim.messenger.database import connect
+from operator_sim.messenger.privacy import safe_repr
+
+__all__ = [
+    "CodeRecord",
+    "HistoryEntry",
+    "MessengerStore",
+    "PendingDeletion",
+    "UserRecord",
+    "UserState",
+    "new_owner_id",
+]
 
 UserState = Literal["identifying", "identified", "refused", "suspended"]
 CodeState = Literal["registering", "active", "ended", "abandoned"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    user_id     TEXT PRIMARY KEY,
-    state       TEXT NOT NULL,
-    reason      TEXT,
-    msisdn      TEXT,
-    operator_id TEXT,
-    request_id  TEXT,
-    code        TEXT,
-    updated_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS history (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id     TEXT NOT NULL,
-    at          TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    reason      TEXT,
-    msisdn      TEXT,
-    operator_id TEXT,
-    request_id  TEXT,
-    code        TEXT
-);
-CREATE INDEX IF NOT EXISTS history_user ON history (user_id, seq);
--- Every code ever generated: the primary key keeps codes unique for good.
-CREATE TABLE IF NOT EXISTS codes (
-    code        TEXT PRIMARY KEY,
-    user_id     TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    operator_id TEXT NOT NULL,
-    request_id  TEXT NOT NULL,
-    msisdn      TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    ended_reason TEXT
-);
-CREATE INDEX IF NOT EXISTS codes_state ON codes (state);
-CREATE TABLE IF NOT EXISTS operators (
-    operator_id TEXT PRIMARY KEY,
-    cursor      TEXT
-);
-CREATE TABLE IF NOT EXISTS seen_events (
-    event_id    TEXT PRIMARY KEY,
-    seen_at     TEXT NOT NULL
-);
-"""
+# Work is orphaned when its owner is none, or not this store and holds no live lease.
+_ORPHANED = (
+    "(owner IS NULL OR (owner != :me AND owner NOT IN "
+    "(SELECT owner_id FROM owners WHERE expires_at > :now)))"
+)
+_CODE_COLUMNS = "code, user_id, state, operator_id, request_id, msisdn"
+
+
+def new_owner_id() -> str:
+    """An id for one process's store: the host and pid (for people), and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class UserRecord:
     """A user as the messenger knows them."""
 
@@ -85,8 +74,11 @@ class UserRecord:
     code: str | None
     updated_at: str
 
+    def __repr__(self) -> str:
+        return safe_repr(self)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
 class CodeRecord:
     """An identification code and where it stands."""
 
@@ -97,8 +89,25 @@ class CodeRecord:
     request_id: str
     msisdn: str
 
+    def __repr__(self) -> str:
+        return safe_repr(self)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PendingDeletion:
+    """A code to delete at the operator, and how the attempts went so far."""
+
+    code: str
+    operator_id: str
+    attempts: int
+    next_at: float
+    last_error: str | None
+
+    def __repr__(self) -> str:
+        return safe_repr(self)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class HistoryEntry:
     """One change of a user's state."""
 
@@ -110,23 +119,26 @@ class HistoryEntry:
     request_id: str | None
     code: str | None
 
+    def __repr__(self) -> str:
+        return safe_repr(self)
+
 
 class MessengerStore:
     """Async access to the messenger's database; one connection, serialised writes."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, owner: str) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self.owner = owner
+        """The id stamped on the work this store starts."""
 
     @classmethod
-    async def open(cls, path: Path | str) -> MessengerStore:
-        """Open (and create) the database."""
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.executescript(_SCHEMA)
-        return cls(conn)
+    async def open(cls, path: Path | str, *, owner: str | None = None) -> MessengerStore:
+        """Open (and create, or bring up to date) the database, owner-only on disk.
+
+        ``owner`` is the id stamped on the work this store starts (by default a new one).
+        """
+        return cls(await connect(path), owner or new_owner_id())
 
     async def close(self) -> None:
         """Close the connection."""
@@ -135,13 +147,19 @@ class MessengerStore:
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                # Statements run in order on the connection's thread: a BEGIN the caller
+                # stopped waiting for (a cancellation) still runs, and this undoes it.
+                await asyncio.shield(self._rollback())
                 raise
             await self._conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # no transaction after all
+            await self._conn.execute("ROLLBACK")
 
     # --- users -------------------------------------------------------------------
 
@@ -175,15 +193,17 @@ class MessengerStore:
         operator_id: str | None,
         request_id: str | None,
         code: str | None,
+        owner: str | None = None,
     ) -> None:
         at = _now()
         await conn.execute(
             "INSERT INTO users (user_id, state, reason, msisdn, operator_id, request_id, code, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
-            "state = excluded.state, reason = excluded.reason, msisdn = excluded.msisdn, "
-            "operator_id = excluded.operator_id, request_id = excluded.request_id, "
-            "code = excluded.code, updated_at = excluded.updated_at",
-            (user_id, state, reason, msisdn, operator_id, request_id, code, at),
+            "updated_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO "
+            "UPDATE SET state = excluded.state, reason = excluded.reason, "
+            "msisdn = excluded.msisdn, operator_id = excluded.operator_id, "
+            "request_id = excluded.request_id, code = excluded.code, "
+            "updated_at = excluded.updated_at, owner = excluded.owner",
+            (user_id, state, reason, msisdn, operator_id, request_id, code, at, owner),
         )
         await conn.execute(
             "INSERT INTO history (user_id, at, state, reason, msisdn, operator_id, request_id, "
@@ -194,7 +214,7 @@ class MessengerStore:
     async def start_identification(
         self, user_id: str, msisdn: str | None, operator_id: str | None, request_id: str | None
     ) -> None:
-        """The user is being identified; until it ends, they may not send."""
+        """The user is being identified (by this store's owner); meanwhile they may not send."""
         async with self._tx() as conn:
             await self._set_user(
                 conn,
@@ -205,6 +225,7 @@ class MessengerStore:
                 operator_id=operator_id,
                 request_id=request_id,
                 code=None,
+                owner=self.owner,
             )
             if operator_id is not None:
                 await conn.execute(
@@ -221,14 +242,21 @@ class MessengerStore:
         operator_id: str | None,
         request_id: str | None,
         abandon_code: str | None = None,
+        delete_abandoned: bool = False,
     ) -> None:
-        """The identification failed: the user is refused service."""
+        """The identification failed: the user is refused service.
+
+        ``abandon_code`` is a code whose registration failed; ``delete_abandoned`` when the
+        operator may hold it all the same (its answer was lost): it is queued for deletion.
+        """
         async with self._tx() as conn:
             if abandon_code is not None:
                 await conn.execute(
                     "UPDATE codes SET state = 'abandoned', ended_reason = ? WHERE code = ?",
                     (reason, abandon_code),
                 )
+                if delete_abandoned:
+                    await self._queue_deletion(conn, abandon_code)
             await self._set_user(
                 conn,
                 user_id,
@@ -249,21 +277,25 @@ class MessengerStore:
         async with self._tx() as conn:
             await conn.execute(
                 "INSERT INTO codes (code, user_id, state, operator_id, request_id, msisdn, "
-                "created_at) VALUES (?, ?, 'registering', ?, ?, ?, ?)",
-                (code, user_id, operator_id, request_id, msisdn, _now()),
+                "created_at, owner) VALUES (?, ?, 'registering', ?, ?, ?, ?, ?)",
+                (code, user_id, operator_id, request_id, msisdn, _now(), self.owner),
             )
 
     async def finish_registration(self, code: CodeRecord) -> tuple[bool, CodeRecord | None]:
         """The operator registered the code: (user identified, the code it replaced).
 
-        When the number's contract ended (or it was ported) while the code was on its way,
-        the event came first: the user is suspended instead, and nothing is replaced.
+        The replaced code is queued for deletion at its operator. When the number's contract
+        ended (or it was ported) while the code was on its way, the event came first: the
+        user is suspended instead, and nothing is replaced. A code another instance has
+        already finished stands as it is.
         """
         async with self._tx() as conn:
             async with conn.execute(
                 "SELECT state, ended_reason FROM codes WHERE code = ?", (code.code,)
             ) as cur:
                 row = await cur.fetchone()
+            if row is not None and row[0] == "active":
+                return True, None
             if row is None or row[0] != "registering":
                 await self._set_user(
                     conn,
@@ -288,6 +320,7 @@ class MessengerStore:
                     "UPDATE codes SET state = 'ended', ended_reason = 'replaced' WHERE code = ?",
                     (replaced.code,),
                 )
+                await self._queue_deletion(conn, replaced.code)
             await conn.execute("UPDATE codes SET state = 'active' WHERE code = ?", (code.code,))
             await self._set_user(
                 conn,
@@ -306,7 +339,8 @@ class MessengerStore:
         return True, replaced
 
     async def retire_active(self, user_id: str, reason: str) -> CodeRecord | None:
-        """End the user's active code, if any (a new identification failed); returns it."""
+        """End the user's active code, if any (a new identification failed), queue its
+        deletion at the operator; returns it."""
         async with self._tx() as conn:
             async with conn.execute(
                 "SELECT code, user_id, state, operator_id, request_id, msisdn FROM codes "
@@ -320,20 +354,31 @@ class MessengerStore:
                 "UPDATE codes SET state = 'ended', ended_reason = ? WHERE code = ?",
                 (reason, row[0]),
             )
+            await self._queue_deletion(conn, row[0])
         return CodeRecord(*row)
 
-    async def registrations(self, user_id: str | None = None) -> list[CodeRecord]:
-        """Codes written before a crash could tell whether the operator registered them."""
-        sql = (
-            "SELECT code, user_id, state, operator_id, request_id, msisdn FROM codes "
-            "WHERE state = 'registering'"
-        )
-        args: tuple[str, ...] = ()
+    async def claim_registrations(self, now: float, user_id: str | None = None) -> list[CodeRecord]:
+        """Take over codes left ``registering`` by an owner that is gone, to finish them.
+
+        Such a code was written before its owner could tell whether the operator registered
+        it. Claimed in one transaction, so two instances recovering at once share nothing.
+        """
+        where = f"state = 'registering' AND {_ORPHANED}"
+        params: dict[str, object] = {"me": self.owner, "now": now}
         if user_id is not None:
-            sql += " AND user_id = ?"
-            args = (user_id,)
-        async with self._conn.execute(sql, args) as cur:
-            return [CodeRecord(*row) for row in await cur.fetchall()]
+            where += " AND user_id = :user"
+            params["user"] = user_id
+        async with self._tx() as conn:
+            async with conn.execute(
+                f"SELECT {_CODE_COLUMNS} FROM codes WHERE {where}",  # noqa: S608 (constants)
+                params,
+            ) as cur:
+                claimed = [CodeRecord(*row) for row in await cur.fetchall()]
+            await conn.executemany(
+                "UPDATE codes SET owner = ? WHERE code = ?",
+                [(self.owner, code.code) for code in claimed],
+            )
+        return claimed
 
     async def codes(self, user_id: str) -> list[CodeRecord]:
         """Every code generated for a user, oldest first."""
@@ -344,13 +389,15 @@ class MessengerStore:
         ) as cur:
             return [CodeRecord(*row) for row in await cur.fetchall()]
 
-    async def interrupt_unfinished(self) -> list[str]:
-        """Users left mid-identification with no code to finish: refused, ``interrupted``."""
+    async def interrupt_orphaned(self, now: float) -> list[str]:
+        """Users left mid-identification by an owner that is gone, with no code to finish:
+        refused, ``interrupted``."""
         async with self._tx() as conn:
             async with conn.execute(
-                "SELECT user_id, msisdn, operator_id, request_id FROM users "
-                "WHERE state = 'identifying' AND user_id NOT IN "
-                "(SELECT user_id FROM codes WHERE state = 'registering')"
+                "SELECT user_id, msisdn, operator_id, request_id FROM users "  # noqa: S608 (constants)
+                f"WHERE state = 'identifying' AND {_ORPHANED} AND user_id NOT IN "
+                "(SELECT user_id FROM codes WHERE state = 'registering')",
+                {"me": self.owner, "now": now},
             ) as cur:
                 rows = list(await cur.fetchall())
             for user_id, msisdn, operator_id, request_id in rows:
@@ -365,6 +412,113 @@ class MessengerStore:
                     code=None,
                 )
         return [row[0] for row in rows]
+
+    async def interrupt(self, user_id: str) -> tuple[bool, UserRecord | None]:
+        """This store's identification of the user stops half-way (the messenger closes).
+
+        The user is refused, ``interrupted``; a code being registered is abandoned and
+        queued for deletion (the operator may hold it). Returns whether the user was
+        interrupted, and the user's record: one that is not being identified by this store
+        (it finished meanwhile) is left as it stands.
+        """
+        async with self._tx() as conn:
+            async with conn.execute(
+                "SELECT user_id, state, reason, msisdn, operator_id, request_id, code, "
+                "updated_at, owner FROM users WHERE user_id = ?",
+                (user_id,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False, None
+            current = UserRecord(*row[:8])
+            if current.state != "identifying" or row[8] != self.owner:
+                return False, current
+            async with conn.execute(
+                "SELECT code FROM codes WHERE user_id = ? AND state = 'registering' AND owner = ?",
+                (user_id, self.owner),
+            ) as cur:
+                registering = [r[0] for r in await cur.fetchall()]
+            for code in registering:
+                await conn.execute(
+                    "UPDATE codes SET state = 'abandoned', ended_reason = 'interrupted' "
+                    "WHERE code = ?",
+                    (code,),
+                )
+                await self._queue_deletion(conn, code)
+            await self._set_user(
+                conn,
+                user_id,
+                "refused",
+                reason="interrupted",
+                msisdn=current.msisdn,
+                operator_id=current.operator_id,
+                request_id=current.request_id,
+                code=None,
+            )
+        return True, await self.user(user_id)
+
+    # --- leases --------------------------------------------------------------------
+
+    async def hold_lease(self, now: float, ttl: float) -> bool:
+        """Take or renew this owner's lease until ``now + ttl``; False when it had lapsed
+        (or was never taken): others may have recovered work of ours meanwhile."""
+        async with self._tx() as conn:
+            async with conn.execute(
+                "SELECT expires_at FROM owners WHERE owner_id = ?", (self.owner,)
+            ) as cur:
+                row = await cur.fetchone()
+            await conn.execute(
+                "INSERT INTO owners (owner_id, expires_at) VALUES (?, ?) ON CONFLICT "
+                "(owner_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (self.owner, now + ttl),
+            )
+        return row is not None and row[0] > now
+
+    async def release_owner(self) -> None:
+        """Give up this owner's lease: what it left unfinished is anybody's to recover."""
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM owners WHERE owner_id = ?", (self.owner,))
+
+    async def forget_lapsed_owners(self, now: float) -> None:
+        """Drop the leases that ran out (their work is orphaned whether or not they stay)."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM owners WHERE expires_at <= ? AND owner_id != ?", (now, self.owner)
+            )
+
+    # --- deletions at the operator -------------------------------------------------
+
+    @staticmethod
+    async def _queue_deletion(conn: aiosqlite.Connection, code: str) -> None:
+        await conn.execute(
+            "INSERT INTO code_deletions (code, operator_id, next_at) "
+            "SELECT code, operator_id, 0 FROM codes WHERE code = ? ON CONFLICT DO NOTHING",
+            (code,),
+        )
+
+    async def pending_deletions(self, due_by: float | None = None) -> list[PendingDeletion]:
+        """Codes still to delete at their operator (only those due by ``due_by``, if given)."""
+        sql = "SELECT code, operator_id, attempts, next_at, last_error FROM code_deletions"
+        args: tuple[float, ...] = ()
+        if due_by is not None:
+            sql += " WHERE next_at <= ?"
+            args = (due_by,)
+        async with self._conn.execute(sql + " ORDER BY next_at, code", args) as cur:
+            return [PendingDeletion(*row) for row in await cur.fetchall()]
+
+    async def deletion_done(self, code: str) -> None:
+        """The operator confirmed the code is gone."""
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM code_deletions WHERE code = ?", (code,))
+
+    async def deletion_failed(self, code: str, *, next_at: float, error: str) -> None:
+        """An attempt failed: count it and say when to try again."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE code_deletions SET attempts = attempts + 1, next_at = ?, "
+                "last_error = ? WHERE code = ?",
+                (next_at, error, code),
+            )
 
     # --- events ------------------------------------------------------------------
 
@@ -426,8 +580,16 @@ class MessengerStore:
             )
             return True, str(user[0])
 
-    async def save_cursor(self, operator_id: str, cursor: str) -> None:
-        """Remember how far the feed of an operator has been read."""
+    async def cursor(self, operator_id: str) -> str | None:
+        """How far this operator's feed has been read (None: from the oldest event)."""
+        async with self._conn.execute(
+            "SELECT cursor FROM operators WHERE operator_id = ?", (operator_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def save_cursor(self, operator_id: str, cursor: str | None) -> None:
+        """Remember how far the feed of an operator has been read (None: from the oldest)."""
         async with self._tx() as conn:
             await conn.execute(
                 "INSERT INTO operators (operator_id, cursor) VALUES (?, ?) "
