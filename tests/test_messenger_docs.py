@@ -1,8 +1,9 @@
 """Every example of docs/production.md runs, against a real server on loopback.
 
-The convention: each fenced ``python`` block of the page follows a ``<!-- test -->`` line,
-and runs on its own (a fresh directory, ``OPSIM`` set to the server's root URL). The page
-may hold no other ``python`` block, so none escapes.
+The convention: each fenced ``python`` block of the page follows a
+``<!-- run: by tests/test_messenger_docs.py -->`` line (the docs harness's marker for a
+block a named test runs), and runs on its own (a fresh directory, ``OPSIM`` set to the
+server's root URL). The page may hold no other ``python`` block, so none escapes.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import pytest
 from tests.conftest import Sim
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "production.md"
-_MARKED = re.compile(r"^<!-- test -->\n```python\n(.*?)^```$", re.S | re.M)
+_MARKED = re.compile(
+    r"^<!-- run: by tests/test_messenger_docs.py -->\n```python\n(.*?)^```$", re.S | re.M
+)
 
 
 def _examples() -> list[str]:
     text = PAGE.read_text(encoding="utf-8")
     examples = _MARKED.findall(text)
-    assert len(examples) == text.count("```python"), "a python block without <!-- test -->"
+    assert len(examples) == text.count("```python"), "a python block without its run marker"
     return examples
 
 
