@@ -10,7 +10,7 @@ import functools
 import ipaddress
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -30,22 +30,31 @@ from pydantic_core import PydanticCustomError
 from operator_sim.clock import ClockMode
 
 __all__ = [
+    "ENDPOINT_NAMES",
     "IDENTIFICATION_DEADLINE",
     "ID_PATTERN",
     "MAX_WAIT_SECONDS",
     "MSISDN_PATTERN",
     "NOTIFY_WINDOW",
     "AnswerAction",
+    "CallEntry",
+    "CallPage",
     "ClockAdvance",
     "ClockAdvanced",
     "ClockSet",
     "ClockView",
+    "CodeEnd",
+    "CodeList",
+    "CodeView",
     "ContractTerminatedEvent",
+    "DelayAction",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryList",
     "DropAction",
+    "DuplicateAction",
     "Duration",
+    "EndpointName",
     "EntityId",
     "Event",
     "EventPage",
@@ -72,6 +81,7 @@ __all__ = [
     "MessengerPatch",
     "Msisdn",
     "NeverAction",
+    "NotifyLateAction",
     "NumberPortedEvent",
     "NumberRange",
     "Operator",
@@ -81,6 +91,7 @@ __all__ = [
     "Routing",
     "Rule",
     "RuleAction",
+    "RuleEndpoint",
     "RuleList",
     "RuleMatch",
     "RuleSpec",
@@ -477,6 +488,25 @@ class Subscriber(_Out):
     updated_at: Timestamp
 
 
+EndpointName = Literal[
+    "identification.create",
+    "identification.get",
+    "code.register",
+    "code.delete",
+    "routing.get",
+    "events.list",
+    "sms.send",
+    "sms.get",
+    "sms.events",
+    "sim_swap.check",
+    "sim_swap.retrieve_date",
+]
+"""A messenger-facing call, as the journal and fault rules name it."""
+RuleEndpoint = Literal[EndpointName, "event.notify"]
+"""What a fault rule can act on: a messenger-facing call, or the notifications."""
+ENDPOINT_NAMES: tuple[str, ...] = get_args(EndpointName)
+
+
 class JournalEntry(_Out):
     """One identification POST as the server received it, with the request it made."""
 
@@ -499,6 +529,50 @@ class JournalPage(_Out):
     """``GET /admin/v1/requests``: newest first."""
 
     requests: list[JournalEntry]
+
+
+class CallEntry(_Out):
+    """One messenger-facing call as the server received it (refused ones too)."""
+
+    journal_id: int
+    at: Timestamp = Field(description="When the call came in (simulation time).")
+    messenger_id: str
+    operator_id: str | None = Field(description="Null for calls to no operator (routing).")
+    endpoint: EndpointName
+    method: str
+    path: str
+    msisdn: Msisdn | None = Field(description="The number the call was about, when it had one.")
+    http_status: int = Field(description="What the server answered; 0: the connection dropped.")
+    rule_id: str | None = Field(description="The fault rule that acted on the call, if any.")
+    replayed: bool = Field(description="An idempotent replay of an earlier call.")
+
+
+class CallPage(_Out):
+    """``GET /admin/v1/journal``: newest first."""
+
+    entries: list[CallEntry]
+
+
+CodeEnd = Literal["deleted", "contract_terminated", "number_ported"]
+
+
+class CodeView(_Out):
+    """An identification code as the operator holds it (admin view), live or ended."""
+
+    code: str
+    messenger_id: str
+    operator_id: str
+    msisdn: Msisdn
+    request_id: str
+    registered_at: Timestamp
+    ended_at: Timestamp | None
+    ended_by: CodeEnd | None
+
+
+class CodeList(_Out):
+    """``GET /admin/v1/codes``: the newest registrations first."""
+
+    codes: list[CodeView]
 
 
 class ClockView(_Out):
@@ -641,6 +715,10 @@ class Delivery(_Out):
     type: EventType
     occurred_at: Timestamp
     deliver_by: Timestamp
+    copies: int = Field(
+        description="How many times it is delivered on each channel (1 unless "
+        "a `duplicate` fault rule acted on it)."
+    )
     feed: FeedDelivery
     webhook: WebhookDelivery | None
 
@@ -659,9 +737,20 @@ MsisdnGlob = Annotated[str, StringConstraints(pattern=r"^\+?[0-9*]{1,16}$")]
 class RuleMatch(_In):
     """What a fault rule applies to; omitted fields match everything."""
 
-    msisdn: MsisdnGlob | None = Field(default=None, description="Exact number or `*` glob.")
+    endpoint: RuleEndpoint = Field(
+        default="identification.create",
+        description="The call the rule acts on, or `event.notify` for notifications.",
+    )
+    msisdn: MsisdnGlob | None = Field(
+        default=None,
+        description="Exact number or `*` glob; never matches a call that carries no number "
+        "(the events feeds).",
+    )
     messenger_id: EntityId | None = None
     operator_id: EntityId | None = None
+    event_type: EventType | None = Field(
+        default=None, description="Only with `event.notify`: only events of this type."
+    )
 
 
 class UniformDelay(_In):
@@ -740,7 +829,7 @@ MalformedBody = Literal["truncated", "not_json", "wrong_shape", "empty"]
 
 
 class MalformedAction(_In):
-    """Respond 200/201 ``application/json`` with a broken body; nothing is created.
+    """Respond with the call's own success status and a broken body; nothing is done.
 
     ``truncated``: a request resource cut in half; ``not_json``: an HTML error page;
     ``wrong_shape``: valid JSON missing the resource's fields; ``empty``: no bytes at all.
@@ -748,13 +837,61 @@ class MalformedAction(_In):
 
     type: Literal["malformed"]
     body: MalformedBody = "truncated"
-    status: Literal[200, 201] = 201
+    status: Literal[200, 201, 202, 204] | None = Field(
+        default=None, description="The status to answer with (default: the call's own)."
+    )
+
+
+class DelayAction(_In):
+    """Do the call's work and commit it, then hold the answer ``seconds`` (real time).
+
+    A slow operator: a client that times out and retries with its idempotency key gets
+    the replay.
+    """
+
+    type: Literal["delay"]
+    seconds: Annotated[float, Field(gt=0, le=60), Strict(False)]
+
+
+class NotifyLateAction(_In):
+    """Write and deliver the event ``by`` after the change, on both channels.
+
+    ``occurred_at`` and ``deliver_by`` stay those of the change: past 24 hours, the
+    operator misses the decree's window.
+    """
+
+    type: Literal["notify_late"]
+    by: Duration = Field(description="How late, at most P30D.")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> NotifyLateAction:
+        if self.by > timedelta(days=30):
+            raise PydanticCustomError("too_late", "by is at most P30D")
+        return self
+
+
+class DuplicateAction(_In):
+    """Deliver the event (the same ``id``) ``copies`` times on both channels."""
+
+    type: Literal["duplicate"]
+    copies: Annotated[int, Field(ge=2, le=10), Strict(False), _WHOLE]
 
 
 RuleAction = Annotated[
-    AnswerAction | NeverAction | LateAction | HttpErrorAction | DropAction | MalformedAction,
+    AnswerAction
+    | NeverAction
+    | LateAction
+    | HttpErrorAction
+    | DropAction
+    | MalformedAction
+    | DelayAction
+    | NotifyLateAction
+    | DuplicateAction,
     Field(discriminator="type"),
 ]
+_ANSWER_ACTIONS: tuple[str, ...] = ("answer", "never", "late")
+_CALL_ACTIONS: tuple[str, ...] = ("http_error", "drop", "malformed", "delay")
+_NOTIFY_ACTIONS: tuple[str, ...] = ("notify_late", "duplicate")
 
 
 class RuleSpec(_In):
@@ -776,6 +913,27 @@ class RuleSpec(_In):
         description="Apply to this share of matching requests, drawn from the seeded "
         "generator; the others fall through to later rules.",
     )
+
+    @model_validator(mode="after")
+    def _action_fits_the_endpoint(self) -> RuleSpec:
+        endpoint, action = self.match.endpoint, self.action.type
+        if endpoint == "event.notify":
+            allowed = _NOTIFY_ACTIONS
+        elif endpoint == "identification.create":
+            allowed = _ANSWER_ACTIONS + _CALL_ACTIONS
+        else:
+            allowed = _CALL_ACTIONS
+        if action not in allowed:
+            raise PydanticCustomError(
+                "action_endpoint",
+                "action {action} cannot act on {endpoint} (it takes: {allowed})",
+                {"action": action, "endpoint": endpoint, "allowed": ", ".join(allowed)},
+            )
+        if self.match.event_type is not None and endpoint != "event.notify":
+            raise PydanticCustomError(
+                "event_type_endpoint", "match.event_type applies only to event.notify"
+            )
+        return self
 
 
 class Rule(_Out):

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from operator_sim.server.operators import Operators
+from operator_sim.server.calls import Call
+from operator_sim.server.routing import Router
 from tests.conftest import ADMIN_TOKEN, DEMO_KEY, IR_PATH, Sim
 
 IR = IR_PATH.format(operator="alfa")
@@ -16,7 +17,6 @@ _TABLES = (
     "identification_requests",
     "identification_codes",
     "idempotency_keys",
-    "journal",
     "jobs",
     "messengers",
     "subscribers",
@@ -25,8 +25,14 @@ _TABLES = (
 
 
 def _snapshot(db: Path) -> dict[str, int]:
+    """Row counts of the state a refused call must not change (the journal records it)."""
     with sqlite3.connect(db) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in _TABLES}  # noqa: S608
+
+
+def _journal(db: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT endpoint, http_status FROM journal ORDER BY id").fetchall()
 
 
 async def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
@@ -97,10 +103,12 @@ JSON = {"Content-Type": "application/json"}
 async def test_bad_identification_posts_change_nothing(
     sim: Sim, body: bytes, headers: dict[str, str], status: int, code: str
 ) -> None:
-    before = _snapshot(sim.db_path)
+    before, journal = _snapshot(sim.db_path), _journal(sim.db_path)
     resp = await sim.client.post(IR, data=body, headers=_headers(**headers))
     await _problem(resp, status, code)
     assert _snapshot(sim.db_path) == before
+    # The refused call itself is journalled, with its status.
+    assert _journal(sim.db_path) == [*journal, ("identification.create", status)]
 
 
 async def test_charset_parameter_is_accepted(sim: Sim) -> None:
@@ -167,10 +175,10 @@ async def test_wrong_method_is_problem_405_with_allow(sim: Sim) -> None:
 async def test_unexpected_exception_is_500_without_traceback(
     sim: Sim, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def boom(self: Operators, msisdn: str) -> None:
+    async def boom(self: Router, call: Call, msisdn: str) -> None:
         raise RuntimeError("secret internals +79000000001")
 
-    monkeypatch.setattr(Operators, "route", boom)
+    monkeypatch.setattr(Router, "route", boom)
     resp = await sim.client.get("/v1/routing/+79000000001", headers=_headers())
     body = await _problem(resp, 500, "internal_error")
     assert "secret internals" not in await resp.text()

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
 from operator_sim.store import Database, open_database
-from operator_sim.store.journal import add_journal, trim_step
+from operator_sim.store.journal import Entry, add, trim_step
 from operator_sim.wire import format_timestamp
 from tests.conftest import AiohttpClient, Sim
 
@@ -217,22 +217,17 @@ async def _fill_journal(db: Database, path: Path) -> None:
     assert trim_step(cap) == 3
     sizes, dropped = [], []
     for i in range(1, 310):
-        dropped.append(
-            await db.run(
-                functools.partial(
-                    add_journal,
-                    messenger_id="demo",
-                    operator_id="alfa",
-                    msisdn="+79011110000",
-                    request_id=None,
-                    http_status=201,
-                    rule_id=None,
-                    replayed=False,
-                    received_at=i,
-                    cap=cap,
-                )
-            )
+        entry = Entry(
+            messenger_id="demo",
+            endpoint="identification.create",
+            method="POST",
+            path="/operators/alfa/v1/identification-requests",
+            operator_id="alfa",
+            msisdn="+79011110000",
+            http_status=201,
+            received_at=i,
         )
+        dropped.append(await db.run(functools.partial(add, entry=entry, cap=cap)))
         sizes.append(rows(path, "SELECT count(*) FROM journal"))
     assert max(sizes) <= cap + trim_step(cap) - 1
     assert sizes[299:] == [300, 301, 302, 300, 301, 302, 300, 301, 302, 300]

@@ -127,6 +127,9 @@ ROWS: dict[tuple[str, str], Row] = {
         _const("/admin/v1/subscribers/+79000000001"), "admin", 200
     ),
     ("GET", "/admin/v1/requests"): Row(_const("/admin/v1/requests"), "admin", 200),
+    ("GET", "/admin/v1/journal"): Row(_const("/admin/v1/journal"), "admin", 200),
+    ("GET", "/admin/v1/journal/count"): Row(_const("/admin/v1/journal/count"), "admin", 200),
+    ("GET", "/admin/v1/codes"): Row(_const("/admin/v1/codes"), "admin", 200),
     ("GET", "/admin/v1/requests/count"): Row(_const("/admin/v1/requests/count"), "admin", 200),
     ("POST", "/admin/v1/messengers/{messenger_id}/reset"): Row(
         _const("/admin/v1/messengers/throwaway/reset"), "admin", 204
@@ -196,13 +199,33 @@ def test_every_route_has_a_row() -> None:
         assert ROWS[endpoint.method, endpoint.path].auth == endpoint.auth, endpoint.path
 
 
+# The journal records every call, refused ones too: a stranger's refused call adds its own
+# entry there (checked below), and changes nothing else.
+_JOURNALLING = ("journal", "sqlite_sequence")
+
+
+def _journal_size(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT coalesce(max(id), 0) FROM journal").fetchone()[0])
+
+
+def _journal_since(db: Path, after: int) -> list[tuple[str, int, str | None]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT messenger_id, http_status, msisdn FROM journal WHERE id > ? ORDER BY id",
+            (after,),
+        ).fetchall()
+
+
 def _snapshot(db: Path) -> str:
-    """A digest of every row of every table: equal digests mean nothing changed."""
+    """A digest of every row of every table but the journal's: equal digests mean nothing
+    changed."""
     digest = hashlib.sha256()
     with sqlite3.connect(db) as conn:
         tables = [
             r[0]
             for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+            if r[0] not in _JOURNALLING
         ]
         for table in tables:
             for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1'):  # noqa: S608
@@ -276,6 +299,7 @@ async def test_every_credential_gets_the_right_answer_on_every_route(sim: Sim) -
         for credential in sorted(CREDENTIALS, key=lambda c: c == owner):
             status, code = cells[credential]
             before = _snapshot(sim.db_path) if status >= 400 else ""
+            journalled = _journal_size(sim.db_path)
             got, problem, text = await _call(sim, method, path, row, world, credential)
             where = f"{method} {path} as {credential}"
             assert got == status, f"{where}: {got} {text[:300]}"
@@ -284,6 +308,12 @@ async def test_every_credential_gets_the_right_answer_on_every_route(sim: Sim) -
                 assert problem["code"] == code, where
             if status >= 400:
                 assert _snapshot(sim.db_path) == before, f"{where} changed the store"
+                new_entries = _journal_since(sim.db_path, journalled)
+                if credential == "b" and row.auth == "messenger":  # its own call, and only that
+                    assert [(m, st) for m, st, _ in new_entries] == [("tenant-b", got)], where
+                    assert all(n is None for _, _, n in new_entries), f"{where}: A's number"
+                else:
+                    assert new_entries == [], f"{where}: an unauthenticated call was journalled"
                 # Nothing of A's beyond what this caller sent itself (path, body).
                 sent = [path, *path.split("/"), *_strings(row.body(world) if row.body else None)]
                 scrubbed = text

@@ -23,13 +23,27 @@ def glob_matches(pattern: str, msisdn: str) -> bool:
     return fnmatch.fnmatchcase(msisdn, pattern)
 
 
-def rule_matches(rule: RuleSpec, *, messenger_id: str, operator_id: str, msisdn: str) -> bool:
-    """Whether every field the rule sets matches this request."""
+def rule_matches(
+    rule: RuleSpec,
+    *,
+    messenger_id: str,
+    operator_id: str | None,
+    msisdn: str | None,
+    endpoint: str = "identification.create",
+    event_type: str | None = None,
+) -> bool:
+    """Whether every field the rule sets matches this call.
+
+    A rule naming a number never matches a call that has none (the events feeds), nor
+    one naming an operator a call to no operator (routing).
+    """
     match = rule.match
     return (
-        (match.messenger_id is None or match.messenger_id == messenger_id)
+        match.endpoint == endpoint
+        and (match.messenger_id is None or match.messenger_id == messenger_id)
         and (match.operator_id is None or match.operator_id == operator_id)
-        and (match.msisdn is None or glob_matches(match.msisdn, msisdn))
+        and (match.msisdn is None or (msisdn is not None and glob_matches(match.msisdn, msisdn)))
+        and (match.event_type is None or match.event_type == event_type)
     )
 
 
@@ -105,10 +119,12 @@ def choose_rule(
     rules: Iterable[RuleSpec],
     *,
     messenger_id: str,
-    operator_id: str,
-    msisdn: str,
+    operator_id: str | None,
+    msisdn: str | None,
     hits_of: Callable[[str, str], int],
     rng: random.Random | None = None,
+    endpoint: str = "identification.create",
+    event_type: str | None = None,
 ) -> tuple[RuleHit | None, list[tuple[str, str, int]]]:
     """The first matching rule that applies, and every counter change to store.
 
@@ -119,7 +135,12 @@ def choose_rule(
     updates: list[tuple[str, str, int]] = []
     for rule in rules:
         if not rule_matches(
-            rule, messenger_id=messenger_id, operator_id=operator_id, msisdn=msisdn
+            rule,
+            messenger_id=messenger_id,
+            operator_id=operator_id,
+            msisdn=msisdn,
+            endpoint=endpoint,
+            event_type=event_type,
         ):
             continue
         scope = counter_scope(rule, messenger_id)

@@ -8,11 +8,12 @@ from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.journal import JournalFilter
+from operator_sim.server.journal import CodeFilter, JournalFilter
 from operator_sim.server.parsing import (
     BULK_BODY_LIMIT,
     listening_address,
     path_msisdn,
+    query_choice,
     query_id,
     query_int,
     query_msisdn,
@@ -20,12 +21,15 @@ from operator_sim.server.parsing import (
 )
 from operator_sim.server.services import SERVICES
 from operator_sim.wire import (
+    ENDPOINT_NAMES,
     ID_PATTERN,
     MSISDN_PATTERN,
+    CallPage,
     ClockAdvance,
     ClockAdvanced,
     ClockSet,
     ClockView,
+    CodeList,
     JournalCount,
     JournalPage,
     Messenger,
@@ -97,11 +101,12 @@ async def get_subscriber(request: web.Request) -> web.StreamResponse:
     return json_response(await request.app[SERVICES].subscribers.get(msisdn))
 
 
-def _journal_filter(request: web.Request) -> JournalFilter:
+def _journal_filter(request: web.Request, *, endpoints: bool = False) -> JournalFilter:
     return JournalFilter(
         messenger_id=query_id(request, "messenger_id"),
         operator_id=query_id(request, "operator_id"),
         msisdn=query_msisdn(request, "msisdn"),
+        endpoint=query_choice(request, "endpoint", ENDPOINT_NAMES) if endpoints else None,
         since_ms=query_timestamp(request, "since"),
         until_ms=query_timestamp(request, "until"),
     )
@@ -111,15 +116,42 @@ async def list_requests(request: web.Request) -> web.StreamResponse:
     """The journal of identification POSTs, newest first."""
     selection = _journal_filter(request)
     limit = query_int(request, "limit", default=100, low=1, high=1000)
-    entries = await request.app[SERVICES].journal.entries(selection, limit=limit)
+    entries = await request.app[SERVICES].journal.requests(selection, limit=limit)
     return json_response(JournalPage(requests=entries))
 
 
 async def count_requests(request: web.Request) -> web.StreamResponse:
-    """How many journal entries match the same filters as the journal."""
+    """How many identification POSTs match the same filters as their journal."""
     selection = _journal_filter(request)
-    count = await request.app[SERVICES].journal.count(selection)
+    count = await request.app[SERVICES].journal.count_requests(selection)
     return json_response(JournalCount(count=count))
+
+
+async def list_calls(request: web.Request) -> web.StreamResponse:
+    """Every messenger-facing call, newest first."""
+    selection = _journal_filter(request, endpoints=True)
+    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    entries = await request.app[SERVICES].journal.calls(selection, limit=limit)
+    return json_response(CallPage(entries=entries))
+
+
+async def count_calls(request: web.Request) -> web.StreamResponse:
+    """How many calls match the same filters as the journal."""
+    selection = _journal_filter(request, endpoints=True)
+    return json_response(JournalCount(count=await request.app[SERVICES].journal.count(selection)))
+
+
+async def list_codes(request: web.Request) -> web.StreamResponse:
+    """Identification codes, live and ended, with how each ended."""
+    selection = CodeFilter(
+        messenger_id=query_id(request, "messenger_id"),
+        operator_id=query_id(request, "operator_id"),
+        msisdn=query_msisdn(request, "msisdn"),
+        state=query_choice(request, "state", ("live", "ended")),
+    )
+    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    codes = await request.app[SERVICES].journal.codes(selection, limit=limit)
+    return json_response(CodeList(codes=codes))
 
 
 async def reset_messenger(request: web.Request) -> web.StreamResponse:
@@ -158,6 +190,11 @@ async def reset(request: web.Request) -> web.StreamResponse:
 
 
 _ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+_ENDPOINT_FILTER = Param(
+    "endpoint",
+    {"type": "string", "enum": list(ENDPOINT_NAMES)},
+    "Only calls to this endpoint.",
+)
 _JOURNAL_FILTERS = (
     Param("messenger_id", _ID_PARAM, "Only this messenger's."),
     Param("operator_id", _ID_PARAM, "Only those sent to this operator."),
@@ -281,6 +318,67 @@ ENDPOINTS = (
         params=_JOURNAL_FILTERS,
         description="The same filters as the journal; e.g. how many requests a messenger "
         "sent for one number.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/journal",
+        list_calls,
+        "The journal of every messenger-facing call",
+        "admin",
+        "admin",
+        responses={200: CallPage},
+        problems=(401, 422),
+        params=(
+            *_JOURNAL_FILTERS,
+            _ENDPOINT_FILTER,
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                "At most this many entries.",
+            ),
+        ),
+        description="Every authenticated messenger-facing call, refused ones included, "
+        "newest first; each was committed before its answer was sent. The journal keeps about "
+        "`--journal-cap` entries across all endpoints: frequent polling pushes older entries "
+        "out sooner.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/journal/count",
+        count_calls,
+        "Count journal entries of every kind",
+        "admin",
+        "admin",
+        responses={200: JournalCount},
+        problems=(401, 422),
+        params=(*_JOURNAL_FILTERS, _ENDPOINT_FILTER),
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/codes",
+        list_codes,
+        "Identification codes, live and ended",
+        "admin",
+        "admin",
+        responses={200: CodeList},
+        problems=(401, 422),
+        params=(
+            Param("messenger_id", _ID_PARAM, "Only this messenger's."),
+            Param("operator_id", _ID_PARAM, "Only those registered with this operator."),
+            Param(
+                "msisdn", {"type": "string", "pattern": MSISDN_PATTERN}, "Only this number (E.164)."
+            ),
+            Param(
+                "state",
+                {"type": "string", "enum": ["live", "ended"]},
+                "Only live codes, or only ended ones (`ended_by` says how).",
+            ),
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                "At most this many codes.",
+            ),
+        ),
     ),
     Endpoint(
         "POST",

@@ -23,6 +23,7 @@ from operator_sim.server import (
     service_api,
 )
 from operator_sim.server.auth import Authenticator
+from operator_sim.server.calls import Calls
 from operator_sim.server.clockwork import Clockwork
 from operator_sim.server.codes import Codes
 from operator_sim.server.control import Control
@@ -39,6 +40,7 @@ from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Outbox
 from operator_sim.server.parsing import BULK_BODY_LIMIT, Reader
 from operator_sim.server.problems import http_middleware
+from operator_sim.server.routing import Router
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
@@ -133,18 +135,18 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
     ready = asyncio.Event()
     operators = Operators(db)
     rulebook = Rulebook(db, metrics, operators, seed=_seed(settings, fixture))
-    outbox = Outbox(waiters, metrics, webhook_work)
+    calls = Calls(db, clock, rulebook, metrics, journal_cap=settings.journal_cap)
+    outbox = Outbox(waiters, metrics, webhook_work, rulebook)
     identification = Identification(
         db,
         clock,
         operators,
-        rulebook,
+        calls,
         outbox,
         metrics,
         waiters,
         scheduled_work,
         default_answer_delay=fixture.fixture.default_answer_delay,
-        journal_cap=settings.journal_cap,
     )
     scheduler = Scheduler(clock, identification, metrics, scheduled_work)
     subscribers = Subscribers(db, clock, operators, outbox)
@@ -175,14 +177,16 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         reader=Reader(client_timeout=settings.client_timeout, max_wait=settings.max_wait),
         limits=Limits(settings),
         auth=auth,
+        calls=calls,
         operators=operators,
         rulebook=rulebook,
+        router=Router(db, calls),
         identification=identification,
-        codes=Codes(db, clock, operators),
+        codes=Codes(db, operators, calls),
         subscribers=subscribers,
         messengers=Messengers(db, clock, prepared.policy, webhook_work),
         journal=Journal(db),
-        feed=Feed(db, clock, operators, waiters, metrics),
+        feed=Feed(db, clock, operators, calls, waiters, metrics),
         deliveries=Deliveries(db, clock, webhook_work),
         webhooks=webhooks,
         scheduler=scheduler,

@@ -13,6 +13,7 @@ from operator_sim.server.auth import Authenticator
 from operator_sim.server.feed import new_feed_secret
 from operator_sim.server.messengers import new_webhook_secret
 from operator_sim.server.operators import Operators
+from operator_sim.server.outbox import NOTIFY
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.subscribers import Subscribers, Written
@@ -112,8 +113,10 @@ class Control:
     async def _restore_fixture_state(self, conn: Conn, now: int) -> Written:
         fx = self._fixture.fixture
         await rules.replace_fixture_rules(conn, fx.rules)
+        # The fixture's own notification rules apply to what its records end.
+        notify = [r for r in fx.rules if r.match.endpoint == NOTIFY]
         return await self._subscribers.write_records(
-            conn, fx.subscribers, source="fixture", now=now
+            conn, fx.subscribers, notify, source="fixture", now=now
         )
 
     async def reset(self) -> None:

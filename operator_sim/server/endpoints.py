@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,8 +11,11 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from operator_sim.server.calls import CALL
 from operator_sim.server.context import MESSENGER_ID
+from operator_sim.server.problems import status_for
 from operator_sim.server.services import SERVICES
+from operator_sim.wire import EndpointName
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["messenger", "admin", "none"]
@@ -44,6 +48,8 @@ class Endpoint:
     params: Sequence[Param] = ()
     response_type: str = "application/json"
     description: str = ""
+    journal: EndpointName | None = None
+    """The call's name in the journal and for fault rules (messenger routes)."""
 
 
 def json_response(
@@ -77,11 +83,29 @@ def _guarded(endpoint: Endpoint) -> Handler:
 
         return admin_only
 
+    name = endpoint.journal
+    if name is None:
+        raise ValueError(f"{endpoint.method} {endpoint.path}: a messenger route names its call")
+
     @functools.wraps(handler)
     async def messenger_only(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
-        request[MESSENGER_ID] = await services.auth.messenger(request)
-        return await services.limits.guard(request, handler)
+        messenger_id = await services.auth.messenger(request)
+        request[MESSENGER_ID] = messenger_id
+        call = request[CALL] = services.calls.open(request, name, messenger_id)
+        status = 500
+        try:
+            response = await services.limits.guard(request, handler)
+            status = response.status
+        except BaseException as exc:
+            status = status_for(exc)
+            raise
+        finally:
+            # Refused calls are journalled too, before their answer leaves.
+            await services.calls.record_alone(call, status)
+        if call.hold:
+            await asyncio.sleep(call.hold)  # a `delay` rule: the work is done, the answer waits
+        return response
 
     return messenger_only
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from operator_sim.domain.delivery import CURSOR_PATTERN
-from operator_sim.server.context import MESSENGER_ID
+from operator_sim.server.calls import CALL
 from operator_sim.server.endpoints import Endpoint, Param, json_response
 from operator_sim.server.parsing import path_msisdn, query_id, query_int, query_text
 from operator_sim.server.services import SERVICES
@@ -27,13 +27,7 @@ async def list_events(request: web.Request) -> web.StreamResponse:
     after = query_text(request, "after")
     limit = query_int(request, "limit", default=100, low=1, high=1000)
     wait = services.reader.prefer_wait(request)
-    body = await services.feed.page(
-        messenger_id=request[MESSENGER_ID],
-        operator_id=request.match_info["operator_id"],
-        after=after,
-        limit=limit,
-        wait=wait,
-    )
+    body = await services.feed.page(request[CALL], after=after, limit=limit, wait=wait)
     headers = {"Preference-Applied": f"wait={wait}"} if wait else {}
     return web.Response(body=body, content_type="application/json", headers=headers)
 
@@ -79,6 +73,7 @@ ENDPOINTS = (
         "The operator's notifications to this messenger",
         "events",
         "messenger",
+        journal="events.list",
         responses={200: EventPage},
         problems=(401, 404, 422),
         params=(

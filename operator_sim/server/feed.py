@@ -8,11 +8,13 @@ other is ``409 cursor_unknown``, so a messenger never skips events silently.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from operator_sim import errors
 from operator_sim.clock import SimClock
 from operator_sim.domain.delivery import CursorKey, well_formed_cursor
+from operator_sim.server.calls import Call, Calls, Screened
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import feed_key
@@ -20,6 +22,7 @@ from operator_sim.server.waiters import Waiters, messenger_key, wait_for
 from operator_sim.store import Conn, Database, meta
 from operator_sim.store import outbox as outbox_table
 from operator_sim.store.outbox import FeedRow
+from operator_sim.wire import RuleSpec
 
 __all__ = ["Feed", "new_feed_secret"]
 
@@ -34,6 +37,7 @@ class _Page:
     rows: list[FeedRow]
     key: CursorKey
     position: int
+    screened: Screened
 
 
 class Feed:
@@ -44,9 +48,11 @@ class Feed:
         db: Database,
         clock: SimClock,
         operators: Operators,
+        calls: Calls,
         waiters: Waiters,
         metrics: Metrics,
     ) -> None:
+        self._calls = calls
         self._db = db
         self._clock = clock
         self._operators = operators
@@ -54,8 +60,14 @@ class Feed:
         self._metrics = metrics
 
     async def _read(
-        self, messenger_id: str, operator_id: str, after: str | None, limit: int
+        self,
+        call: Call,
+        after: str | None,
+        limit: int,
+        rules: Sequence[RuleSpec] = (),
     ) -> _Page:
+        messenger_id, operator_id = call.messenger_id, call.operator_id or ""
+
         async def unit(conn: Conn) -> _Page:
             secret = await meta.feed_secret(conn)
             if secret is None:  # cannot happen: made when the server starts
@@ -69,6 +81,9 @@ class Feed:
             position = 0 if after is None else key.position(after)
             if position is None:
                 raise errors.CursorUnknown
+            screened = await self._calls.screen(conn, call, rules) if rules else Screened(None)
+            if screened.refused:
+                return _Page([], key, position, screened)
             rows = await outbox_table.feed_page(
                 conn,
                 messenger_id=messenger_id,
@@ -76,36 +91,48 @@ class Feed:
                 after=position,
                 limit=limit,
             )
-            return _Page(rows, key, position)
+            return _Page(rows, key, position, screened)
 
-        return await self._db.read(unit)
+        # Screening may count a rule's hits: a write, only when a rule could act here.
+        return await (self._db.run(unit) if rules else self._db.read(unit))
 
-    async def page(
-        self, *, messenger_id: str, operator_id: str, after: str | None, limit: int, wait: int
-    ) -> bytes:
+    async def page(self, call: Call, *, after: str | None, limit: int, wait: int) -> bytes:
         """The feed page as JSON; waits up to ``wait`` seconds for a first event."""
+        messenger_id, operator_id = call.messenger_id, call.operator_id or ""
         self._operators.check(operator_id)
         if after is not None and not well_formed_cursor(after):
             raise errors.ValidationFailed(
                 "after is not a cursor: pass the next_cursor of the previous page",
                 errors=[{"loc": ["query", "after"], "msg": "not a cursor", "type": "cursor"}],
             )
-        page = await self._read(messenger_id, operator_id, after, limit)
+        rules = [r for r in await self._calls.rules() if r.match.endpoint == call.endpoint]
+        page = await self._read(call, after, limit, rules)
+        screened = page.screened
+        if screened.refused:
+            self._calls.committed(call, screened)  # raises the refusal
         if not page.rows and wait > 0:
             keys = (feed_key(messenger_id, operator_id), messenger_key(messenger_id))
             async with self._waiters.watch(*keys) as event:
-                page = await self._read(messenger_id, operator_id, after, limit)
+                page = await self._read(call, after, limit)
                 if not page.rows and await wait_for(event, wait):
                     # Read again, cursor included: a reset meanwhile makes it unknown.
-                    page = await self._read(messenger_id, operator_id, after, limit)
+                    page = await self._read(call, after, limit)
         rows = page.rows
         fresh = [row.seq for row in rows if not row.delivered]
-        if fresh:
-            now = self._clock.now_ms()
-            await self._db.run(lambda conn: outbox_table.mark_feed_delivered(conn, fresh, now))
-            missed = sum(1 for row in rows if not row.delivered and now > row.deliver_by)
-            if missed:
-                self._metrics.deliver_by_missed.labels("feed").inc(missed)
+        now = self._clock.now_ms()
+        entry = call.entry(200, rule_id=screened.rule_id)
+
+        async def delivered(conn: Conn) -> int:
+            if fresh:
+                await outbox_table.mark_feed_delivered(conn, fresh, now)
+            return await self._calls.record(conn, entry)
+
+        dropped = await self._db.run(delivered)
+        self._calls.committed(call, screened, dropped=dropped)
+        missed = sum(1 for row in rows if not row.delivered and now > row.deliver_by)
+        if missed:
+            self._metrics.deliver_by_missed.labels("feed").inc(missed)
         cursor = page.key.issue(rows[-1].seq if rows else page.position)
-        events = ",".join(row.body for row in rows)
+        # A `duplicate` fault rule has an event delivered several times: the same id again.
+        events = ",".join(row.body for row in rows for _ in range(row.copies))
         return f'{{"events":[{events}],"next_cursor":"{cursor}"}}'.encode()

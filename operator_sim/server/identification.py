@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
@@ -20,13 +21,13 @@ from operator_sim.clock import SimClock
 from operator_sim.domain import is_present, plan_answer
 from operator_sim.ids import new_id
 from operator_sim.logs import is_enabled
+from operator_sim.server.calls import Call, Calls, Screened
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
-from operator_sim.server.outbox import Emitted, Outbox
-from operator_sim.server.rulebook import Rulebook, answered_status, refusal
+from operator_sim.server.outbox import NOTIFY, NOTIFY_JOB, Emitted, Outbox
 from operator_sim.server.waiters import Waiters, messenger_key, wait_for
 from operator_sim.server.wakeups import Wakeup
-from operator_sim.store import Conn, Database, idempotency, jobs, journal, subscribers
+from operator_sim.store import Conn, Database, idempotency, jobs, subscribers
 from operator_sim.store import requests as requests_table
 from operator_sim.store.requests import StoredRequest
 from operator_sim.wire import RuleSpec
@@ -49,11 +50,6 @@ class Created:
     replayed: bool
     scheduled: bool
     emitted: tuple[Emitted, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    rule: RuleSpec
 
 
 def fingerprint(operator_id: str, msisdn: str) -> str:
@@ -81,57 +77,44 @@ class Identification:
         db: Database,
         clock: SimClock,
         operators: Operators,
-        rulebook: Rulebook,
+        calls: Calls,
         outbox: Outbox,
         metrics: Metrics,
         waiters: Waiters,
         scheduled_work: Wakeup,
         *,
         default_answer_delay: timedelta,
-        journal_cap: int | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._operators = operators
-        self._rulebook = rulebook
+        self._calls = calls
         self._outbox = outbox
         self._metrics = metrics
         self._waiters = waiters
         self._scheduled_work = scheduled_work
         self._default_delay = default_answer_delay
-        self._journal_cap = journal_cap
 
     # --- receiving -------------------------------------------------------------------
 
     async def create(
-        self,
-        *,
-        messenger_id: str,
-        operator_id: str,
-        msisdn: str,
-        idempotency_key: str | None,
-        wait: int = 0,
+        self, call: Call, *, msisdn: str, idempotency_key: str | None, wait: int = 0
     ) -> Created:
         """Receive a request; held up to ``wait`` seconds for its answer.
 
         Raises for refusals injected by rules; the returned request is as it stands when
         the wait ends (``Created.request``).
         """
+        operator_id = call.operator_id or ""
         self._operators.check(operator_id)
-        rules = await self._rulebook.rules()
+        call.msisdn = msisdn
+        messenger_id = call.messenger_id
+        rules = await self._calls.rules()
+        notify = [r for r in rules if r.match.endpoint == NOTIFY]
         key_print = fingerprint(operator_id, msisdn) if idempotency_key is not None else ""
-        now = self._clock.now_ms()
+        now = call.received_at
 
-        async def unit(conn: Conn) -> tuple[Created | _Refused, int]:
-            entry = functools.partial(
-                journal.add_journal,
-                conn,
-                messenger_id=messenger_id,
-                operator_id=operator_id,
-                msisdn=msisdn,
-                received_at=now,
-                cap=self._journal_cap,
-            )
+        async def unit(conn: Conn) -> tuple[Created | None, Screened, int]:
             if idempotency_key is not None:
                 bound = await idempotency.find_idempotency_key(conn, messenger_id, idempotency_key)
                 if bound is not None:
@@ -145,34 +128,28 @@ class Identification:
                             if existing.operator_id != operator_id
                             else "another msisdn",
                         )
-                    dropped = await entry(
-                        request_id=existing.id, http_status=201, rule_id=None, replayed=True
+                    dropped = await self._calls.record(
+                        conn, call.entry(201, replayed=True, request_id=existing.id)
                     )
-                    return Created(existing, replayed=True, scheduled=False), dropped
-            rule = await self._rulebook.pick(
-                conn, rules, messenger_id=messenger_id, operator_id=operator_id, msisdn=msisdn
-            )
-            if rule is not None and refusal(rule) is not None:
-                dropped = await entry(
-                    request_id=None,
-                    http_status=answered_status(rule),
-                    rule_id=rule.id,
-                    replayed=False,
-                )
-                return _Refused(rule), dropped
+                    return (
+                        Created(existing, replayed=True, scheduled=False),
+                        Screened(None),
+                        dropped,
+                    )
+            screened = await self._calls.screen(conn, call, rules)
+            if screened.refused:
+                return None, screened, 0
             created = await self._insert(
                 conn,
+                notify,
                 now=now,
                 messenger_id=messenger_id,
                 operator_id=operator_id,
                 msisdn=msisdn,
-                rule=rule,
+                rule=screened.rule,
             )
-            dropped = await entry(
-                request_id=created.request.id,
-                http_status=201,
-                rule_id=rule.id if rule else None,
-                replayed=False,
+            dropped = await self._calls.record(
+                conn, call.entry(201, rule_id=screened.rule_id, request_id=created.request.id)
             )
             if idempotency_key is not None:
                 await idempotency.bind_idempotency_key(
@@ -183,24 +160,21 @@ class Identification:
                     request_id=created.request.id,
                     now_ms=now,
                 )
-            return created, dropped
+            return created, screened, dropped
 
         # The whole unit runs on the database thread, batched with its neighbours.
-        outcome, dropped = await self._db.run(unit)
-        if dropped:
-            self._metrics.journal_dropped.inc(dropped)
-        if isinstance(outcome, _Refused):
-            self._rulebook.applied(outcome.rule.id)
-            error = refusal(outcome.rule)
-            assert error is not None  # noqa: S101 (only refusing rules make a _Refused)
-            raise error
-        self._announce(outcome)
-        settled = await self._settle(outcome.request, wait)
-        return outcome if settled is outcome.request else replace(outcome, request=settled)
+        created, screened, dropped = await self._db.run(unit)
+        self._calls.committed(call, screened, dropped=dropped)
+        if created is None:  # cannot happen: a refusing rule raised in committed()
+            raise errors.StoreError("a refused request without its refusal")
+        self._announce(created)
+        settled = await self._settle(created.request, wait)
+        return created if settled is created.request else replace(created, request=settled)
 
     async def _insert(
         self,
         conn: Conn,
+        notify: Sequence[RuleSpec],
         *,
         now: int,
         messenger_id: str,
@@ -228,8 +202,10 @@ class Identification:
         if plan.immediate:
             event = await self._outbox.emit_answered(
                 conn,
+                notify,
                 messenger_id=messenger_id,
                 operator_id=operator_id,
+                msisdn=msisdn,
                 request_json=request.to_json(),
                 at_ms=now,
             )
@@ -253,8 +229,6 @@ class Identification:
         self._outbox.published(created.emitted)
         m = self._metrics
         m.child(m.identification_requests, req.operator_id).inc()
-        if req.rule_id is not None:
-            self._rulebook.applied(req.rule_id)
         if req.status == "answered":
             self._count_answer(req)
         if created.scheduled:
@@ -285,17 +259,31 @@ class Identification:
 
     # --- reading -----------------------------------------------------------------------
 
-    async def get(
-        self, *, messenger_id: str, operator_id: str, request_id: str, wait: int = 0
-    ) -> StoredRequest:
+    async def get(self, call: Call, *, request_id: str, wait: int = 0) -> StoredRequest:
         """A messenger's own request, held up to ``wait`` seconds for its answer."""
+        operator_id = call.operator_id or ""
         self._operators.check(operator_id)
-        return await self._settle(
-            await self._read(
-                messenger_id=messenger_id, operator_id=operator_id, request_id=request_id
-            ),
-            wait,
-        )
+        rules = await self._calls.rules()
+
+        async def unit(conn: Conn) -> tuple[StoredRequest | None, Screened, int]:
+            req = await requests_table.get_request(conn, request_id)
+            if (
+                req is None
+                or req.messenger_id != call.messenger_id
+                or req.operator_id != operator_id
+            ):
+                raise errors.NotFound(kind="identification request", ident=request_id)
+            screened = await self._calls.screen(conn, call, rules, msisdn=req.msisdn)
+            if screened.refused:
+                return None, screened, 0
+            entry = call.entry(200, rule_id=screened.rule_id, request_id=req.id, msisdn=req.msisdn)
+            return req, screened, await self._calls.record(conn, entry)
+
+        req, screened, dropped = await self._db.run(unit)
+        self._calls.committed(call, screened, dropped=dropped)
+        if req is None:  # cannot happen: a refusing rule raised in committed()
+            raise errors.StoreError("a refused call without its refusal")
+        return await self._settle(req, wait)
 
     async def _read(self, *, messenger_id: str, operator_id: str, request_id: str) -> StoredRequest:
         req = await self._db.read(
@@ -324,7 +312,9 @@ class Identification:
     # --- scheduled work ----------------------------------------------------------------
 
     async def fire_due(self, now_ms: int) -> int:
-        """Fire one batch of due answers and expiries, in order; returns how many fired."""
+        """Fire one batch of due answers, expiries and held-back notifications, in order;
+        returns how many fired."""
+        notify = await self._outbox.notify_rules()
 
         async def unit(conn: Conn) -> _Fired:
             # Everything the unit produces is returned, nothing kept outside it: a batch
@@ -333,15 +323,24 @@ class Identification:
             emitted: list[Emitted] = []
             due = await jobs.due_jobs(conn, now_ms, _FIRE_BATCH)
             for job in due:
+                if job.kind == NOTIFY_JOB:
+                    emitted.append(
+                        await self._outbox.release(conn, job.payload or "", at_ms=job.due_at)
+                    )
+                    await jobs.delete_job(conn, job.id)
+                    continue
                 outcome = await _fire(conn, job)
                 if outcome is not None:
+                    req = outcome[0]
                     changed.append(outcome)
                     emitted.append(
                         await self._outbox.emit_answered(
                             conn,
-                            messenger_id=outcome[0].messenger_id,
-                            operator_id=outcome[0].operator_id,
-                            request_json=outcome[0].to_json(),
+                            notify,
+                            messenger_id=req.messenger_id,
+                            operator_id=req.operator_id,
+                            msisdn=req.msisdn,
+                            request_json=req.to_json(),
                             at_ms=job.due_at,
                         )
                     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from operator_sim.server.calls import CALL
 from operator_sim.server.context import MESSENGER_ID
 from operator_sim.server.endpoints import Endpoint, Param, json_response, raw_json_response
 from operator_sim.server.parsing import idempotency_key, path_msisdn
@@ -49,11 +50,7 @@ async def create_identification_request(request: web.Request) -> web.StreamRespo
     services.limits.check_enumeration(request[MESSENGER_ID], body.msisdn)
     wait = services.reader.prefer_wait(request)
     created = await services.identification.create(
-        messenger_id=request[MESSENGER_ID],
-        operator_id=request.match_info["operator_id"],
-        msisdn=body.msisdn,
-        idempotency_key=key,
-        wait=wait,
+        request[CALL], msisdn=body.msisdn, idempotency_key=key, wait=wait
     )
     headers = _request_headers(created.request, wait)
     if created.replayed:
@@ -66,10 +63,7 @@ async def get_identification_request(request: web.Request) -> web.StreamResponse
     services = request.app[SERVICES]
     wait = services.reader.prefer_wait(request)
     req = await services.identification.get(
-        messenger_id=request[MESSENGER_ID],
-        operator_id=request.match_info["operator_id"],
-        request_id=request.match_info["request_id"],
-        wait=wait,
+        request[CALL], request_id=request.match_info["request_id"], wait=wait
     )
     headers = _request_headers(req, wait)
     del headers["Location"]
@@ -81,28 +75,21 @@ async def register_code(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     body = await services.reader.model(request, IdentificationCodeCreate)
     code, created = await services.codes.register(
-        messenger_id=request[MESSENGER_ID],
-        operator_id=request.match_info["operator_id"],
-        request_id=body.request_id,
-        code=body.code,
+        request[CALL], request_id=body.request_id, code=body.code
     )
     return json_response(code.to_wire(), 201 if created else 200)
 
 
 async def delete_code(request: web.Request) -> web.StreamResponse:
     """Forget a code: the user left the messenger."""
-    await request.app[SERVICES].codes.delete(
-        messenger_id=request[MESSENGER_ID],
-        operator_id=request.match_info["operator_id"],
-        code=request.match_info["code"],
-    )
+    await request.app[SERVICES].codes.delete(request[CALL], code=request.match_info["code"])
     return web.Response(status=204)
 
 
 async def get_routing(request: web.Request) -> web.StreamResponse:
     """Which operator serves a number (the portability database)."""
     msisdn = path_msisdn(request)
-    return json_response(await request.app[SERVICES].operators.route(msisdn))
+    return json_response(await request.app[SERVICES].router.route(request[CALL], msisdn))
 
 
 ENDPOINTS = (
@@ -113,6 +100,7 @@ ENDPOINTS = (
         "Request presence or absence of the number's subscriber",
         "identification",
         "messenger",
+        journal="identification.create",
         body=IdentificationRequestCreate,
         responses={201: IdentificationRequest},
         problems=(400, 401, 404, 413, 415, 422, 429, 503),
@@ -127,6 +115,7 @@ ENDPOINTS = (
         "Read an identification request",
         "identification",
         "messenger",
+        journal="identification.get",
         responses={200: IdentificationRequest},
         problems=(401, 404),
         params=(_PREFER,),
@@ -138,6 +127,7 @@ ENDPOINTS = (
         "Register the identification code assigned after a timely present",
         "identification",
         "messenger",
+        journal="code.register",
         body=IdentificationCodeCreate,
         responses={201: IdentificationCode, 200: IdentificationCode},
         problems=(400, 401, 404, 409, 413, 415, 422),
@@ -151,6 +141,7 @@ ENDPOINTS = (
         "Forget an identification code (the user left the messenger)",
         "identification",
         "messenger",
+        journal="code.delete",
         responses={204: None},
         problems=(401, 404),
     ),
@@ -161,6 +152,7 @@ ENDPOINTS = (
         "Which operator serves a number",
         "routing",
         "messenger",
+        journal="routing.get",
         responses={200: Routing},
         problems=(401, 404, 422),
     ),

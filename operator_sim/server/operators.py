@@ -1,21 +1,19 @@
-"""The simulated operators: which exist, and which one serves a number (routing)."""
+"""The simulated operators: which exist, checked in one place."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from operator_sim import errors
-from operator_sim.domain import resolve_routing
-from operator_sim.store import Conn, Database
+from operator_sim.store import Database
 from operator_sim.store import operators as operators_table
-from operator_sim.store import subscribers as subscribers_table
-from operator_sim.wire import Operator, Routing
+from operator_sim.wire import Operator
 
 __all__ = ["Operators"]
 
 
 class Operators:
-    """Operator existence, checked in one place, and number routing."""
+    """Operator existence: the ids are cached, and checked here only."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -45,17 +43,3 @@ class Operators:
     async def list_operators(self) -> list[Operator]:
         """Every operator with its number ranges, in fixture order."""
         return await self._db.read(operators_table.list_operators)
-
-    async def route(self, msisdn: str) -> Routing:
-        """Which operator to ask about a number."""
-
-        async def unit(conn: Conn) -> tuple[str | None, str | None]:
-            standing = await subscribers_table.subscriber_standing(conn, msisdn)
-            holder = await operators_table.range_holder(conn, msisdn)
-            return (standing.operator_id if standing else None), holder
-
-        record_holder, range_holder = await self._db.read(unit)
-        resolved = resolve_routing(holder_operator_id=record_holder, range_operator_id=range_holder)
-        if resolved is None:
-            raise errors.NotFound(kind="operator serving this number")
-        return Routing(msisdn=msisdn, operator_id=resolved[0], ported=resolved[1])

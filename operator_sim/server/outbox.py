@@ -7,26 +7,35 @@ long-polls woken and the webhook worker told there is work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.ids import new_id
 from operator_sim.server.metrics import Metrics
+from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.waiters import Waiters
 from operator_sim.server.wakeups import Wakeup
-from operator_sim.store import Conn, messengers
+from operator_sim.store import Conn, jobs, messengers
 from operator_sim.store import outbox as outbox_table
 from operator_sim.wire import (
     NOTIFY_WINDOW,
     ContractTerminatedEvent,
+    DuplicateAction,
+    NotifyLateAction,
     NumberPortedEvent,
+    RuleSpec,
     SubscriberEventData,
     format_ms,
 )
 
 _WINDOW_MS = int(NOTIFY_WINDOW.total_seconds() * 1000)
 _ANSWERED = "identification.answered"
+NOTIFY = "event.notify"
+"""What notification fault rules match (``match.endpoint``)."""
+NOTIFY_JOB = "notify"
+"""The kind of scheduled work that writes a notification a rule made late."""
 
 
 def answered_body(event_id: str, operator_id: str, at_ms: int, request_json: str) -> str:
@@ -56,22 +65,41 @@ class Emitted:
     messenger_id: str
     operator_id: str
     webhook: bool
+    rule_id: str | None = None
+    """A notification fault rule that acted on it."""
+    held: bool = False
+    """A ``notify_late`` rule holds it back: it is written when it falls due."""
 
 
 class Outbox:
-    """Builds events, writes them in the caller's transaction, announces them after commit."""
+    """Builds events, writes them in the caller's transaction, announces them after commit.
 
-    def __init__(self, waiters: Waiters, metrics: Metrics, webhook_work: Wakeup) -> None:
+    Notification fault rules (``match.endpoint`` = ``event.notify``) act here: the caller
+    passes the rules it read before its unit (``notify``), and a matching rule delays the
+    event (it is written when it falls due, as scheduled work) or has it delivered several
+    times.
+    """
+
+    def __init__(
+        self, waiters: Waiters, metrics: Metrics, webhook_work: Wakeup, rulebook: Rulebook
+    ) -> None:
         self._waiters = waiters
         self._metrics = metrics
         self._webhook_work = webhook_work
+        self._rulebook = rulebook
+
+    async def notify_rules(self) -> tuple[RuleSpec, ...]:
+        """The notification rules, read outside the unit that emits events."""
+        return tuple(r for r in await self._rulebook.rules() if r.match.endpoint == NOTIFY)
 
     async def emit_answered(
         self,
         conn: Conn,
+        notify: Sequence[RuleSpec],
         *,
         messenger_id: str,
         operator_id: str,
+        msisdn: str,
         request_json: str,
         at_ms: int,
     ) -> Emitted:
@@ -83,17 +111,22 @@ class Outbox:
         event_id = new_id("evt", at_ms)
         return await self._write(
             conn,
-            messenger_id,
-            operator_id,
-            _ANSWERED,
-            event_id,
-            at_ms,
-            answered_body(event_id, operator_id, at_ms, request_json),
+            notify,
+            _Event(
+                event_id,
+                _ANSWERED,
+                messenger_id,
+                operator_id,
+                msisdn,
+                at_ms,
+                answered_body(event_id, operator_id, at_ms, request_json),
+            ),
         )
 
     async def emit_lifecycle(
         self,
         conn: Conn,
+        notify: Sequence[RuleSpec],
         *,
         kind: str,
         messenger_id: str,
@@ -117,41 +150,139 @@ class Outbox:
             else NumberPortedEvent(type="subscriber.number_ported", **common)
         )
         return await self._write(
-            conn, messenger_id, operator_id, model.type, event_id, at_ms, model.model_dump_json()
+            conn,
+            notify,
+            _Event(
+                event_id,
+                model.type,
+                messenger_id,
+                operator_id,
+                msisdn,
+                at_ms,
+                model.model_dump_json(),
+            ),
         )
 
-    async def _write(
+    async def _write(self, conn: Conn, notify: Sequence[RuleSpec], event: _Event) -> Emitted:
+        rule = None
+        if notify:
+            rule = await self._rulebook.pick(
+                conn,
+                notify,
+                endpoint=NOTIFY,
+                messenger_id=event.messenger_id,
+                operator_id=event.operator_id,
+                msisdn=event.msisdn,
+                event_type=event.type,
+            )
+        rule_id = None if rule is None else rule.id
+        if rule is not None and isinstance(rule.action, NotifyLateAction):
+            due = event.at_ms + max(1, round(rule.action.by.total_seconds() * 1000))
+            await jobs.add_job(
+                conn, due_at=due, kind=NOTIFY_JOB, ref=event.event_id, payload=event.to_json()
+            )
+            return Emitted(
+                event.event_id,
+                event.type,
+                event.messenger_id,
+                event.operator_id,
+                webhook=False,
+                rule_id=rule_id,
+                held=True,
+            )
+        copies = rule.action.copies if rule and isinstance(rule.action, DuplicateAction) else 1
+        return await self._insert(conn, event, copies=copies, rule_id=rule_id)
+
+    async def _insert(
         self,
         conn: Conn,
-        messenger_id: str,
-        operator_id: str,
-        type_: str,
-        event_id: str,
-        at_ms: int,
-        body: str,
+        event: _Event,
+        *,
+        copies: int = 1,
+        rule_id: str | None = None,
+        delivered_from: int | None = None,
     ) -> Emitted:
         # Read in the unit, not cached: the URL can change (PATCH), and the change and this
         # event are ordered by their transactions.
-        url = await messengers.webhook_url(conn, messenger_id)
+        url = await messengers.webhook_url(conn, event.messenger_id)
         await outbox_table.insert_event(
             conn,
-            event_id=event_id,
-            messenger_id=messenger_id,
-            operator_id=operator_id,
-            type_=type_,
-            occurred_at=at_ms,
-            deliver_by=at_ms + _WINDOW_MS,
-            body=body,
+            event_id=event.event_id,
+            messenger_id=event.messenger_id,
+            operator_id=event.operator_id,
+            type_=event.type,
+            occurred_at=event.at_ms,
+            deliver_by=event.at_ms + _WINDOW_MS,
+            body=event.body,
             webhook_url=url,
+            delivered_from=delivered_from,
+            copies=copies,
         )
-        return Emitted(event_id, type_, messenger_id, operator_id, url is not None)
+        return Emitted(
+            event.event_id,
+            event.type,
+            event.messenger_id,
+            event.operator_id,
+            url is not None,
+            rule_id=rule_id,
+        )
+
+    async def release(self, conn: Conn, payload: str, *, at_ms: int) -> Emitted:
+        """Write an event a ``notify_late`` rule held back, now that it falls due: its
+        times stay the change's, and its webhook delivery gets 24 hours from now."""
+        return await self._insert(conn, _Event.from_json(payload), delivered_from=at_ms)
 
     def published(self, emitted: Iterable[Emitted]) -> None:
         """Announce committed events: wake feed long-polls and the webhook worker."""
         webhook = False
         for e in emitted:
+            if e.rule_id is not None:
+                self._rulebook.applied(e.rule_id)
+            if e.held:
+                continue
             self._metrics.child(self._metrics.events, e.type).inc()
             self._waiters.notify(feed_key(e.messenger_id, e.operator_id))
             webhook = webhook or e.webhook
         if webhook:
             self._webhook_work.wake()
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """An event to write: who it is for, when it happened, and its JSON."""
+
+    event_id: str
+    type: str
+    messenger_id: str
+    operator_id: str
+    msisdn: str
+    at_ms: int
+    body: str
+
+    def to_json(self) -> str:
+        """The event, kept in scheduled work until it is written."""
+        return json.dumps(
+            {
+                "id": self.event_id,
+                "type": self.type,
+                "messenger_id": self.messenger_id,
+                "operator_id": self.operator_id,
+                "msisdn": self.msisdn,
+                "at": self.at_ms,
+                "body": self.body,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, payload: str) -> _Event:
+        """The event kept by :meth:`to_json`."""
+        data = json.loads(payload)
+        return cls(
+            data["id"],
+            data["type"],
+            data["messenger_id"],
+            data["operator_id"],
+            data["msisdn"],
+            int(data["at"]),
+            data["body"],
+        )

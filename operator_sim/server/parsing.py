@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -282,3 +283,14 @@ def listening_address(request: web.Request) -> list[tuple[str, int]]:
     if transport is None:
         return []
     return listening_pairs([transport.get_extra_info("sockname")])
+
+
+def query_choice(request: web.Request, name: str, choices: Sequence[str]) -> str | None:
+    """An optional query parameter that must be one of ``choices``."""
+    raw = _query(request, name)
+    if raw is not None and raw not in choices:
+        raise errors.ValidationFailed(
+            f"query parameter {name} must be one of: {', '.join(choices)}",
+            errors=[{"loc": ["query", name], "msg": "not one of the choices", "type": "enum"}],
+        )
+    return raw

@@ -53,6 +53,24 @@ STORAGE_RETRY_AFTER = 5
 """Seconds a client is told to wait when the database cannot be written."""
 
 
+def status_for(exc: BaseException) -> int:
+    """The status a request that raised ``exc`` is answered (0: no answer; 499: gone)."""
+    if isinstance(exc, errors.DropConnection):
+        return 0
+    if isinstance(exc, asyncio.CancelledError):
+        return 499
+    if isinstance(exc, errors.Throttled):
+        return 429
+    if isinstance(exc, errors.InjectedFault | errors.InjectedMalformed):
+        return exc.status
+    if isinstance(exc, errors.OperatorSimError):
+        mapped = _status_of(exc)
+        return 500 if mapped is None else mapped[0]
+    if isinstance(exc, web.HTTPException):
+        return exc.status
+    return 500
+
+
 def _status_of(exc: errors.OperatorSimError) -> tuple[int, str] | None:
     for cls in type(exc).__mro__:
         found = _TABLE.get(cls)
@@ -120,7 +138,12 @@ _MALFORMED_BODIES = {
 
 
 def malformed_response(status: int, body: str) -> web.Response:
-    """A success status with a body no client should accept (a fault rule's ``malformed``)."""
+    """A success status with a body no client should accept (a fault rule's ``malformed``).
+
+    A 204 cannot carry a body: it is answered with a JSON content type and none.
+    """
+    if status == 204:
+        return web.Response(status=204, headers={"Content-Type": "application/json"})
     return web.Response(
         status=status, body=_MALFORMED_BODIES[body], headers={"Content-Type": "application/json"}
     )

@@ -46,26 +46,31 @@ def _fixed(action: AnswerAction) -> bool:
     return isinstance(action.delay, timedelta)
 
 
-def refusal(rule: RuleSpec) -> errors.OperatorSimError | None:
+def refusal(rule: RuleSpec, own_status: int) -> errors.OperatorSimError | None:
     """The error a refusing rule answers with (HTTP error, malformed body, dropped
-    connection); None for a rule that lets the call through."""
+    connection); None for a rule that lets the call through. ``own_status`` is the
+    call's success status, which a malformed answer carries unless the rule names one."""
     action = rule.action
     if isinstance(action, HttpErrorAction):
         return errors.InjectedFault(
             status=action.status, retry_after=action.retry_after, rule_id=rule.id
         )
     if isinstance(action, MalformedAction):
-        return errors.InjectedMalformed(status=action.status, body=action.body, rule_id=rule.id)
+        return errors.InjectedMalformed(
+            status=action.status or own_status, body=action.body, rule_id=rule.id
+        )
     if isinstance(action, DropAction):
         return errors.DropConnection(rule_id=rule.id)
     return None
 
 
-def answered_status(rule: RuleSpec) -> int:
+def answered_status(rule: RuleSpec, own_status: int) -> int:
     """The HTTP status a refusing rule answers with; 0 when it answers nothing (drop)."""
     action = rule.action
-    if isinstance(action, HttpErrorAction | MalformedAction):
+    if isinstance(action, HttpErrorAction):
         return action.status
+    if isinstance(action, MalformedAction):
+        return action.status or own_status
     return 0
 
 
@@ -106,14 +111,23 @@ class Rulebook:
         rules: Sequence[RuleSpec],
         *,
         messenger_id: str,
-        operator_id: str,
-        msisdn: str,
+        operator_id: str | None,
+        msisdn: str | None,
+        endpoint: str = "identification.create",
+        event_type: str | None = None,
     ) -> RuleSpec | None:
         """The rule that applies to this call (any delay drawn), with counters updated."""
         matching = [
             r
             for r in rules
-            if rule_matches(r, messenger_id=messenger_id, operator_id=operator_id, msisdn=msisdn)
+            if rule_matches(
+                r,
+                messenger_id=messenger_id,
+                operator_id=operator_id,
+                msisdn=msisdn,
+                endpoint=endpoint,
+                event_type=event_type,
+            )
         ]
         if not matching:
             return None
@@ -132,6 +146,8 @@ class Rulebook:
             msisdn=msisdn,
             hits_of=lambda rule_id, scope: counters.get((rule_id, scope), 0),
             rng=draws,
+            endpoint=endpoint,
+            event_type=event_type,
         )
         if updates:
             await rules_table.set_rule_counters(conn, updates)

@@ -16,6 +16,7 @@ from aiohttp import web
 from operator_sim.clock import SimClock
 from operator_sim.fixture import LoadedFixture
 from operator_sim.server.auth import Authenticator
+from operator_sim.server.calls import Calls
 from operator_sim.server.clockwork import Clockwork
 from operator_sim.server.codes import Codes
 from operator_sim.server.control import Control
@@ -28,6 +29,7 @@ from operator_sim.server.messengers import Messengers
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.parsing import Reader
+from operator_sim.server.routing import Router
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.subscribers import Subscribers
@@ -54,8 +56,10 @@ class Services:
     reader: Reader
     limits: Limits
     auth: Authenticator
+    calls: Calls
     operators: Operators
     rulebook: Rulebook
+    router: Router
     identification: Identification
     codes: Codes
     subscribers: Subscribers

@@ -16,7 +16,13 @@ from operator_sim.clock import SimClock, ms_to_datetime
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Emitted, Outbox
 from operator_sim.store import Conn, Database, codes, subscribers
-from operator_sim.wire import LifecycleResult, Subscriber, SubscriberIn, SubscribersUpserted
+from operator_sim.wire import (
+    LifecycleResult,
+    RuleSpec,
+    Subscriber,
+    SubscriberIn,
+    SubscribersUpserted,
+)
 
 __all__ = ["Subscribers", "Written"]
 
@@ -65,8 +71,9 @@ class Subscribers:
         for i, sub in enumerate(unique):
             self._operators.require(sub.operator_id, field=("subscribers", i, "operator_id"))
         now = self._clock.now_ms()
+        notify = await self._outbox.notify_rules()
         written = await self._db.run(
-            lambda conn: self.write_records(conn, unique, source="admin", now=now)
+            lambda conn: self.write_records(conn, unique, notify, source="admin", now=now)
         )
         self.announce(written)
         return SubscribersUpserted(
@@ -77,7 +84,13 @@ class Subscribers:
         )
 
     async def write_records(
-        self, conn: Conn, records: Sequence[SubscriberIn], *, source: str, now: int
+        self,
+        conn: Conn,
+        records: Sequence[SubscriberIn],
+        notify: Sequence[RuleSpec],
+        *,
+        source: str,
+        now: int,
     ) -> Written:
         """Write records inside a unit: a contract that ends or a number that moves ends
         its codes, one notification per code (both at once is a port)."""
@@ -100,7 +113,7 @@ class Subscribers:
                     conn, msisdn, status="terminated", contract_end=_day(now), now_ms=now
                 )
             emitted += await self._end_codes(
-                conn, kind=kind, msisdn=msisdn, operator_id=operator_id, now=now
+                conn, notify, kind=kind, msisdn=msisdn, operator_id=operator_id, now=now
             )
         return Written(created, updated, tuple(emitted), tuple(endings))
 
@@ -118,6 +131,7 @@ class Subscribers:
     async def terminate(self, msisdn: str) -> LifecycleResult:
         """End the contract; one ``subscriber.contract_terminated`` per registered code."""
         now = self._clock.now_ms()
+        notify = await self._outbox.notify_rules()
 
         async def unit(conn: Conn) -> tuple[str, list[Emitted]]:
             standing = await subscribers.subscriber_standing(conn, msisdn)
@@ -128,7 +142,12 @@ class Subscribers:
                     conn, msisdn, status="terminated", contract_end=_day(now), now_ms=now
                 )
             emitted = await self._end_codes(
-                conn, kind="terminated", msisdn=msisdn, operator_id=standing.operator_id, now=now
+                conn,
+                notify,
+                kind="terminated",
+                msisdn=msisdn,
+                operator_id=standing.operator_id,
+                now=now,
             )
             return standing.operator_id, emitted
 
@@ -143,6 +162,7 @@ class Subscribers:
         """Move the number; one ``subscriber.number_ported`` per code, from the operator it left."""
         self._operators.require(to_operator_id, field=("to_operator_id",))
         now = self._clock.now_ms()
+        notify = await self._outbox.notify_rules()
 
         async def unit(conn: Conn) -> tuple[str, str, list[Emitted]]:
             standing = await subscribers.subscriber_standing(conn, msisdn)
@@ -154,7 +174,12 @@ class Subscribers:
                 conn, msisdn, operator_id=to_operator_id, now_ms=now
             )
             emitted = await self._end_codes(
-                conn, kind="ported", msisdn=msisdn, operator_id=standing.operator_id, now=now
+                conn,
+                notify,
+                kind="ported",
+                msisdn=msisdn,
+                operator_id=standing.operator_id,
+                now=now,
             )
             return standing.operator_id, standing.status, emitted
 
@@ -172,12 +197,20 @@ class Subscribers:
         )
 
     async def _end_codes(
-        self, conn: Conn, *, kind: str, msisdn: str, operator_id: str, now: int
+        self,
+        conn: Conn,
+        notify: Sequence[RuleSpec],
+        *,
+        kind: str,
+        msisdn: str,
+        operator_id: str,
+        now: int,
     ) -> list[Emitted]:
         """End every code registered for the number at its operator, one event per code."""
         return [
             await self._outbox.emit_lifecycle(
                 conn,
+                notify,
                 kind=kind,
                 messenger_id=code.messenger_id,
                 operator_id=operator_id,
@@ -186,6 +219,10 @@ class Subscribers:
                 at_ms=now,
             )
             for code in await codes.take_codes_of_number(
-                conn, msisdn=msisdn, operator_id=operator_id
+                conn,
+                msisdn=msisdn,
+                operator_id=operator_id,
+                at=now,
+                by="contract_terminated" if kind == "terminated" else "number_ported",
             )
         ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.store.conn import Conn
-from operator_sim.wire import IdentificationCode
+from operator_sim.wire import CodeView, IdentificationCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +77,91 @@ async def delete_code(conn: Conn, messenger_id: str, code: str) -> bool:
     return cur.rowcount > 0
 
 
-async def take_codes_of_number(conn: Conn, *, msisdn: str, operator_id: str) -> list[StoredCode]:
-    """Remove and return every code registered for a number at one operator."""
+async def end_code(conn: Conn, code: StoredCode, *, at: int, by: str) -> None:
+    """End a live code: it leaves the live codes and is kept with how and when it ended."""
+    await conn.execute(
+        "DELETE FROM identification_codes WHERE messenger_id = ? AND code = ?",
+        (code.messenger_id, code.code),
+    )
+    await conn.execute(
+        f"INSERT INTO ended_codes ({_CODE_COLUMNS}, ended_at, ended_by) "  # noqa: S608 (constant columns)
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            code.messenger_id,
+            code.code,
+            code.request_id,
+            code.operator_id,
+            code.msisdn,
+            code.registered_at,
+            at,
+            by,
+        ),
+    )
+
+
+async def take_codes_of_number(
+    conn: Conn, *, msisdn: str, operator_id: str, at: int, by: str
+) -> list[StoredCode]:
+    """End and return every code registered for a number at one operator."""
     async with conn.execute(
-        "SELECT messenger_id, code, request_id, operator_id, msisdn, registered_at "
-        "FROM identification_codes WHERE msisdn = ? AND operator_id = ? "
+        f"SELECT {_CODE_COLUMNS} FROM identification_codes WHERE msisdn = ? AND operator_id = ? "  # noqa: S608 (constant columns)
         "ORDER BY registered_at, messenger_id, code",
         (msisdn, operator_id),
     ) as cur:
         rows = await cur.fetchall()
-    await conn.execute(
-        "DELETE FROM identification_codes WHERE msisdn = ? AND operator_id = ?",
-        (msisdn, operator_id),
-    )
-    return [StoredCode(*(row[i] for i in range(6))) for row in rows]
+    taken = [StoredCode(*(row[i] for i in range(6))) for row in rows]
+    for code in taken:
+        await end_code(conn, code, at=at, by=by)
+    return taken
+
+
+@dataclass(frozen=True, slots=True)
+class CodeFilter:
+    """Which codes the admin's view selects; None matches everything."""
+
+    messenger_id: str | None = None
+    operator_id: str | None = None
+    msisdn: str | None = None
+    state: str | None = None
+    """``live``, ``ended``, or None for both."""
+
+
+async def list_codes(conn: Conn, selection: CodeFilter, *, limit: int) -> list[CodeView]:
+    """Live and ended codes, the newest registrations first."""
+    terms: list[str] = []
+    params: list[object] = []
+    for term, value in (
+        ("messenger_id = ?", selection.messenger_id),
+        ("operator_id = ?", selection.operator_id),
+        ("msisdn = ?", selection.msisdn),
+    ):
+        if value is not None:
+            terms.append(term)
+            params.append(value)
+    where = f"WHERE {' AND '.join(terms)}" if terms else ""
+    parts = []
+    if selection.state in (None, "live"):
+        parts.append(
+            f"SELECT {_CODE_COLUMNS}, NULL AS ended_at, NULL AS ended_by "  # noqa: S608 (constant columns and placeholders)
+            f"FROM identification_codes {where}"
+        )
+    if selection.state in (None, "ended"):
+        parts.append(
+            f"SELECT {_CODE_COLUMNS}, ended_at, ended_by FROM ended_codes {where}"  # noqa: S608 (constant columns and placeholders)
+        )
+    sql = " UNION ALL ".join(parts) + " ORDER BY registered_at DESC, code LIMIT ?"
+    async with conn.execute(sql, [*params * len(parts), limit]) as cur:
+        rows = await cur.fetchall()
+    return [
+        CodeView(
+            code=row["code"],
+            messenger_id=row["messenger_id"],
+            operator_id=row["operator_id"],
+            msisdn=row["msisdn"],
+            request_id=row["request_id"],
+            registered_at=ms_to_datetime(row["registered_at"]),
+            ended_at=None if row["ended_at"] is None else ms_to_datetime(row["ended_at"]),
+            ended_by=row["ended_by"],
+        )
+        for row in rows
+    ]

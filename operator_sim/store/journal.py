@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.store.conn import Conn
-from operator_sim.wire import JournalEntry
+from operator_sim.wire import CallEntry, JournalEntry
+
+IDENTIFICATION_CREATE = "identification.create"
 
 
 def _ts(ms: int | None) -> object:
     return None if ms is None else ms_to_datetime(ms)
 
 
-async def add_journal(
-    conn: Conn,
-    *,
-    messenger_id: str,
-    operator_id: str,
-    msisdn: str,
-    request_id: str | None,
-    http_status: int,
-    rule_id: str | None,
-    replayed: bool,
-    received_at: int,
-    cap: int | None = None,
-) -> int:
-    """Record one identification POST, keeping about ``cap`` entries. Returns how many dropped.
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One messenger-facing call as the journal keeps it."""
+
+    messenger_id: str
+    endpoint: str
+    method: str
+    path: str
+    http_status: int
+    received_at: int
+    operator_id: str | None = None
+    msisdn: str | None = None
+    request_id: str | None = None
+    """The identification request a call created or read, when there is one."""
+    rule_id: str | None = None
+    replayed: bool = False
+
+
+async def add(conn: Conn, entry: Entry, *, cap: int | None = None) -> int:
+    """Record one call, keeping about ``cap`` entries. Returns how many were dropped.
 
     Ids only grow, so the oldest entries beyond the cap are one range of the primary key:
     the delete is a short index range, not a scan. It runs once per ``trim_step(cap)``
@@ -35,17 +43,21 @@ async def add_journal(
     1% are kept meanwhile; under 200 the cap holds exactly).
     """
     cur = await conn.execute(
-        "INSERT INTO journal (messenger_id, operator_id, msisdn, request_id, http_status, "
-        "rule_id, replayed, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO journal (messenger_id, endpoint, method, path, operator_id, msisdn, "
+        "request_id, http_status, rule_id, replayed, received_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            messenger_id,
-            operator_id,
-            msisdn,
-            request_id,
-            http_status,
-            rule_id,
-            int(replayed),
-            received_at,
+            entry.messenger_id,
+            entry.endpoint,
+            entry.method,
+            entry.path,
+            entry.operator_id,
+            entry.msisdn,
+            entry.request_id,
+            entry.http_status,
+            entry.rule_id,
+            int(entry.replayed),
+            entry.received_at,
         ),
     )
     newest = cur.lastrowid
@@ -67,6 +79,10 @@ class JournalFilter:
     messenger_id: str | None = None
     msisdn: str | None = None
     operator_id: str | None = None
+    endpoint: str | None = None
+    requests_only: bool = False
+    """Only identification POSTs that created (or replayed) a request or that a fault rule
+    refused: what ``/admin/v1/requests`` has always listed."""
     since_ms: int | None = None
     """Received at or after (simulation time)."""
     until_ms: int | None = None
@@ -80,12 +96,18 @@ class JournalFilter:
             ("j.messenger_id = ?", self.messenger_id),
             ("j.msisdn = ?", self.msisdn),
             ("j.operator_id = ?", self.operator_id),
+            ("j.endpoint = ?", self.endpoint),
             ("j.received_at >= ?", self.since_ms),
             ("j.received_at < ?", self.until_ms),
         ):
             if value is not None:
                 terms.append(term)
                 params.append(value)
+        if self.requests_only:
+            terms.append(
+                f"j.endpoint = '{IDENTIFICATION_CREATE}' "
+                "AND (j.request_id IS NOT NULL OR j.rule_id IS NOT NULL)"
+            )
         return (f"WHERE {' AND '.join(terms)}" if terms else ""), params
 
 
@@ -97,8 +119,10 @@ async def count_journal(conn: Conn, selection: JournalFilter) -> int:
     return 0 if row is None else int(row[0])
 
 
-async def list_journal(conn: Conn, selection: JournalFilter, *, limit: int) -> list[JournalEntry]:
-    """Journal entries, newest first, with the current state of the requests they made."""
+async def list_requests(conn: Conn, selection: JournalFilter, *, limit: int) -> list[JournalEntry]:
+    """Identification POSTs of the journal, newest first, with the current state of the
+    requests they made (``selection.endpoint`` is set to ``identification.create``)."""
+    selection = replace(selection, requests_only=True)
     clause, params = selection.where()
     # Only fixed column names and placeholders are joined into the statement.
     sql = (
@@ -127,6 +151,35 @@ async def list_journal(conn: Conn, selection: JournalFilter, *, limit: int) -> l
                 "due_at": _ts(row["due_at"]),
                 "answered_at": _ts(row["answered_at"]),
             }
+        )
+        for row in rows
+    ]
+
+
+async def list_calls(conn: Conn, selection: JournalFilter, *, limit: int) -> list[CallEntry]:
+    """Every kind of call in the journal, newest first."""
+    clause, params = selection.where()
+    sql = (
+        "SELECT j.id, j.received_at, j.messenger_id, j.operator_id, j.endpoint, j.method, "  # noqa: S608 (see JournalFilter.where)
+        f"j.path, j.msisdn, j.http_status, j.rule_id, j.replayed FROM journal j {clause} "
+        "ORDER BY j.id DESC LIMIT ?"
+    )
+    params.append(limit)
+    async with conn.execute(sql, params) as cur:
+        rows = await cur.fetchall()
+    return [
+        CallEntry(
+            journal_id=row[0],
+            at=ms_to_datetime(row[1]),
+            messenger_id=row[2],
+            operator_id=row[3],
+            endpoint=row[4],
+            method=row[5],
+            path=row[6],
+            msisdn=row[7],
+            http_status=row[8],
+            rule_id=row[9],
+            replayed=bool(row[10]),
         )
         for row in rows
     ]

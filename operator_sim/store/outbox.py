@@ -26,13 +26,21 @@ async def insert_event(
     deliver_by: int,
     body: str,
     webhook_url: str | None,
+    delivered_from: int | None = None,
+    copies: int = 1,
 ) -> None:
-    """Write one event to the outbox, with a webhook delivery due at once when wanted."""
+    """Write one event to the outbox, with a webhook delivery due when wanted.
+
+    The webhook delivery starts at ``delivered_from`` (by default when the event occurred:
+    a notification made late starts later, and gets its own 24 hours); ``copies`` times
+    the event is delivered, on both channels.
+    """
     pending = webhook_url is not None
+    start = occurred_at if delivered_from is None else delivered_from
     await conn.execute(
         "INSERT INTO events (id, messenger_id, operator_id, type, occurred_at, deliver_by, body, "
-        "webhook_url, webhook_state, webhook_base, webhook_next_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "webhook_url, webhook_state, webhook_base, webhook_next_at, copies) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event_id,
             messenger_id,
@@ -43,8 +51,9 @@ async def insert_event(
             body,
             webhook_url,
             "pending" if pending else None,
-            occurred_at if pending else None,
-            occurred_at if pending else None,
+            start if pending else None,
+            start if pending else None,
+            copies,
         ),
     )
 
@@ -57,6 +66,7 @@ class FeedRow:
     body: str
     delivered: bool
     deliver_by: int
+    copies: int = 1
 
 
 async def feed_page(
@@ -64,12 +74,12 @@ async def feed_page(
 ) -> list[FeedRow]:
     """A messenger's events from one operator after position ``after``, oldest first."""
     async with conn.execute(
-        "SELECT seq, body, feed_delivered_at, deliver_by FROM events "
+        "SELECT seq, body, feed_delivered_at, deliver_by, copies FROM events "
         "WHERE messenger_id = ? AND operator_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         (messenger_id, operator_id, after, limit),
     ) as cur:
         rows = await cur.fetchall()
-    return [FeedRow(row[0], row[1], row[2] is not None, row[3]) for row in rows]
+    return [FeedRow(row[0], row[1], row[2] is not None, row[3], row[4]) for row in rows]
 
 
 async def mark_feed_delivered(conn: Conn, seqs: Sequence[int], now_ms: int) -> None:
@@ -141,21 +151,34 @@ async def record_attempts(conn: Conn, records: Sequence[AttemptRecord]) -> None:
         "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM events WHERE id = ?)",
         [(r.event_id, r.attempt, r.at, r.status, r.error, r.event_id) for r in records],
     )
+    # A delivered copy of an event that is to be delivered again (a `duplicate` fault
+    # rule) starts the next copy's delivery at once; every SET reads the row as it was.
+    again = "(? AND webhook_copy + 1 < copies)"
     await conn.executemany(
-        "UPDATE events SET webhook_state = CASE WHEN ? THEN 'delivered' "
-        "WHEN ? IS NULL THEN 'failed' ELSE 'pending' END, "
+        f"UPDATE events SET webhook_state = CASE WHEN {again} THEN 'pending' "  # noqa: S608 (a constant)
+        "WHEN ? THEN 'delivered' WHEN ? IS NULL THEN 'failed' ELSE 'pending' END, "
         "webhook_delivered_at = CASE WHEN ? THEN ? ELSE NULL END, "
-        "webhook_attempt = ?, webhook_next_at = ? "
+        f"webhook_copy = CASE WHEN {again} THEN webhook_copy + 1 ELSE webhook_copy END, "
+        f"webhook_attempt = CASE WHEN {again} THEN 0 ELSE ? END, "
+        f"webhook_base = CASE WHEN {again} THEN ? ELSE webhook_base END, "
+        f"webhook_next_at = CASE WHEN {again} THEN ? ELSE ? END "
         # Only if the event is still where this attempt left it: a replay made while the
         # attempt was in flight has started a new schedule, which must not be overwritten.
         "WHERE id = ? AND webhook_state = 'pending' AND webhook_attempt = ? AND webhook_base = ?",
         [
             (
                 r.delivered,
+                r.delivered,
                 r.next_at,
                 r.delivered,
                 r.at,
+                r.delivered,
+                r.delivered,
                 r.attempt + 1,
+                r.delivered,
+                r.at,
+                r.delivered,
+                r.at,
                 None if r.delivered else r.next_at,
                 r.event_id,
                 r.attempt,
@@ -201,7 +224,8 @@ async def replay_webhook(conn: Conn, event_id: str, now_ms: int) -> bool:
         return False
     await conn.execute(
         "UPDATE events SET webhook_state = 'pending', webhook_url = ?, webhook_base = ?, "
-        "webhook_attempt = 0, webhook_next_at = ?, webhook_delivered_at = NULL WHERE id = ?",
+        "webhook_attempt = 0, webhook_copy = 0, webhook_next_at = ?, webhook_delivered_at = NULL "
+        "WHERE id = ?",
         (row[0], now_ms, now_ms, event_id),
     )
     return True
@@ -227,7 +251,8 @@ async def list_deliveries(
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     async with conn.execute(
         "SELECT id, messenger_id, operator_id, type, occurred_at, deliver_by, "  # noqa: S608 (fixed columns only)
-        "feed_delivered_at, webhook_url, webhook_state, webhook_next_at, webhook_delivered_at "
+        "feed_delivered_at, webhook_url, webhook_state, webhook_next_at, webhook_delivered_at, "
+        "copies "
         f"FROM events {clause} ORDER BY seq DESC LIMIT ?",
         [*params, limit],
     ) as cur:
@@ -275,6 +300,7 @@ async def list_deliveries(
                 type=row["type"],
                 occurred_at=ms_to_datetime(row["occurred_at"]),
                 deliver_by=ms_to_datetime(deliver_by),
+                copies=row["copies"],
                 feed=FeedDelivery(
                     delivered_at=None if feed_at is None else ms_to_datetime(feed_at),
                     met_deadline=None if feed_at is None else feed_at <= deliver_by,

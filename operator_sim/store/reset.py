@@ -7,6 +7,7 @@ from operator_sim.store.conn import Conn
 _FLOW_TABLES = (
     "identification_requests",
     "identification_codes",
+    "ended_codes",
     "idempotency_keys",
     "journal",
     "jobs",
@@ -22,7 +23,12 @@ async def clear_messenger_state(conn: Conn, messenger_id: str) -> None:
     params = (messenger_id,)
     mine = "SELECT id FROM identification_requests WHERE messenger_id = ?"
     await conn.execute(f"DELETE FROM jobs WHERE ref IN ({mine})", params)  # noqa: S608 (constant)
-    for table in ("identification_codes", "idempotency_keys", "identification_requests"):
+    for table in (
+        "identification_codes",
+        "ended_codes",
+        "idempotency_keys",
+        "identification_requests",
+    ):
         await conn.execute(f"DELETE FROM {table} WHERE messenger_id = ?", params)  # noqa: S608 (constant table names)
     await conn.execute("DELETE FROM journal WHERE messenger_id = ?", params)
     await conn.execute("DELETE FROM rule_draws WHERE messenger_id = ?", params)

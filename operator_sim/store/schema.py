@@ -193,7 +193,53 @@ CREATE TABLE rule_draws (
 CREATE INDEX idempotency_keys_request ON idempotency_keys (request_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: the journal records every messenger-facing call (its endpoint, method and
+# path; the operator and the number where the call has them), and ended codes are kept
+# with how they ended, for the admin's view of codes.
+_V4 = """
+CREATE TABLE journal_v4 (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    messenger_id TEXT NOT NULL,
+    endpoint     TEXT NOT NULL,
+    method       TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    operator_id  TEXT,
+    msisdn       TEXT,
+    request_id   TEXT,
+    http_status  INTEGER NOT NULL,
+    rule_id      TEXT,
+    replayed     INTEGER NOT NULL,
+    received_at  INTEGER NOT NULL
+) STRICT;
+INSERT INTO journal_v4 (id, messenger_id, endpoint, method, path, operator_id, msisdn,
+                        request_id, http_status, rule_id, replayed, received_at)
+SELECT id, messenger_id, 'identification.create', 'POST',
+       '/operators/' || operator_id || '/v1/identification-requests', operator_id, msisdn,
+       request_id, http_status, rule_id, replayed, received_at
+FROM journal ORDER BY id;
+DROP TABLE journal;
+ALTER TABLE journal_v4 RENAME TO journal;
+CREATE INDEX journal_messenger ON journal (messenger_id, id);
+
+CREATE TABLE ended_codes (
+    messenger_id  TEXT NOT NULL,
+    code          TEXT NOT NULL,
+    request_id    TEXT NOT NULL,
+    operator_id   TEXT NOT NULL,
+    msisdn        TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    ended_at      INTEGER NOT NULL,
+    ended_by      TEXT NOT NULL
+        CHECK (ended_by IN ('deleted', 'contract_terminated', 'number_ported'))
+) STRICT;
+CREATE INDEX ended_codes_ended ON ended_codes (ended_at);
+
+-- A fault rule can have an event delivered several times (the same id), on both channels.
+ALTER TABLE events ADD COLUMN copies INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN webhook_copy INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """``MIGRATIONS[i]`` upgrades a database at version ``i`` to version ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
