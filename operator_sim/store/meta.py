@@ -47,3 +47,24 @@ async def ping(conn: Conn) -> None:
     """A statement that touches the database file: raises if it cannot be read."""
     async with conn.execute("SELECT count(*) FROM meta") as cur:
         await cur.fetchone()
+
+
+_PROBE_KEY = "storage_probe"
+
+
+async def probe_write(conn: Conn) -> None:
+    """Write about a page and take it back: raises if the database has no room to grow.
+
+    Rewriting a small value in place needs no new page and succeeds on a full database;
+    a page-sized value needs one (from the free list, else by growing the file), as an
+    ordinary write that fills a page does. The freed page stays for the next write.
+    """
+    async with conn.execute("PRAGMA page_size") as cur:
+        row = await cur.fetchone()
+    size = int(row[0]) if row is not None else 4096
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (_PROBE_KEY, "0" * size),
+    )
+    await conn.execute("DELETE FROM meta WHERE key = ?", (_PROBE_KEY,))
