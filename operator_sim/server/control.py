@@ -138,8 +138,4 @@ class Control:
         if self._db.writable:
             await self._db.read(meta.ping)
             return True
-        try:
-            await self._db.run(meta.probe_write)
-        except errors.StorageUnavailable:
-            return False
-        return self._db.writable
+        return await self._db.check_writable()

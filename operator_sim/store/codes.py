@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from operator_sim.clock import ms_to_datetime
@@ -91,3 +92,15 @@ async def take_codes_of_number(conn: Conn, *, msisdn: str, operator_id: str) -> 
         (msisdn, operator_id),
     )
     return [StoredCode(*(row[i] for i in range(6))) for row in rows]
+
+
+async def requests_with_codes(conn: Conn, request_ids: Sequence[str]) -> set[str]:
+    """Which of these requests a registered code points to."""
+    if not request_ids:
+        return set()
+    marks = ", ".join("?" for _ in request_ids)
+    async with conn.execute(
+        f"SELECT request_id FROM identification_codes WHERE request_id IN ({marks})",  # noqa: S608 (placeholders only)
+        list(request_ids),
+    ) as cur:
+        return {str(row[0]) for row in await cur.fetchall()}

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar, cast
 import aiosqlite
 
 from operator_sim.errors import SchemaError, StorageUnavailable, StoreError
+from operator_sim.store import meta
 from operator_sim.store.conn import Unit
 from operator_sim.store.inline import Outcome, run_batch
 from operator_sim.store.schema import APPLICATION_ID, MIGRATIONS
@@ -50,6 +51,29 @@ class Database:
     def writable(self) -> bool:
         """False since a write failed for want of storage, until a write commits again."""
         return self._writable
+
+    async def check_writable(self) -> bool:
+        """Try a small write now, then settle the write-ahead log; returns :attr:`writable`.
+
+        The write (:func:`operator_sim.store.meta.probe_write`) needs a page of room. On a
+        full file system it may still fit into what the log file already holds (a failed
+        batch leaves its frames' space behind), so the log is also checkpointed into the
+        database file: that fails while the file cannot grow to take what was committed.
+        """
+        try:
+            await self.run(meta.probe_write)
+            await self._checkpoint()
+        except StorageUnavailable:
+            self._writable = False
+        return self._writable
+
+    async def _checkpoint(self) -> None:
+        """A passive checkpoint, between batches (never inside one's transaction)."""
+        call = self._conn._execute(_passive_checkpoint, self._conn._conn)  # type: ignore[no-untyped-call]
+        try:
+            await call
+        except sqlite3.Error as exc:
+            raise _as_store_error(exc) from None
 
     async def run(self, unit: Unit[T]) -> T:
         """Run ``unit`` (which may write) in a batch; return once the batch committed.
@@ -165,6 +189,10 @@ class Database:
 
 _STORAGE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
 """Primary result codes that mean the disk is full or failing, not the statement wrong."""
+
+
+def _passive_checkpoint(raw: sqlite3.Connection) -> None:
+    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _counted_batch(
