@@ -8,9 +8,10 @@ pass takes one cutoff (simulation time now, minus the retention) and removes, be
 - events whose webhook delivery is final or that have none, with their attempts.
 
 The work is split into units that look at no more than ``_CHUNK`` rows each, one after
-the other: each joins the batch of whatever requests are queued with it, so a request
-waits a few milliseconds at most behind one, and a large backlog is worked off one unit
-per batch, sharing the database with the requests. A pass runs when an advance of the
+the other for each of the two kinds: each joins the batch of whatever requests are
+queued with it, so a request waits a few milliseconds at most behind them, and a large
+backlog is worked off a unit of each kind per batch, sharing the database with the
+requests. A pass runs when an advance of the
 clock wakes it (so a manual clock prunes as soon as it moves), and otherwise every
 ``_INTERVAL`` real seconds: rows also become prunable without the clock moving (a code
 deleted, a delivery settled, a scaled or real clock running), and polling that often
@@ -19,6 +20,7 @@ costs one short query per table when there is nothing to do.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -89,8 +91,11 @@ class Retention:
         cutoff = self._clock.now_ms() - self._keep_ms
         if cutoff <= 0:
             return Pruned()
-        pruned = await self._prune_requests(time_floor("ir", cutoff))
-        pruned += await self._prune_events(cutoff)
+        # Side by side, so that each batch of requests carries a unit of each.
+        requests, events = await asyncio.gather(
+            self._prune_requests(time_floor("ir", cutoff)), self._prune_events(cutoff)
+        )
+        pruned = requests + events
         counts = pruned.by_table()
         if any(counts.values()):
             log.info("retention_pruned", **counts)
