@@ -1,34 +1,38 @@
 """Show the database file staying flat under load once `--retention` is reached.
 
 Starts `operator-sim serve` on a fresh database with `--clock scaled:60` (a simulated
-minute per real second) and `--retention PT10M`, drives it with `wrk` for 60 s (POSTs of
-identification requests, each with its own Idempotency-Key: every POST stores a request,
-a key, an event and a journal entry), and every few seconds samples the size of the
+minute per real second) and `--retention PT10M`, drives it for 60 s with `wrk` (as fast
+as the server goes) or at a steady `--rate` from this process (POSTs of identification
+requests, each with its own Idempotency-Key: every POST stores a request, a key, an
+event and a journal entry), and every few seconds samples the size of the
 database file and of its -wal file, the rows of the pruned tables (through a read-only
 connection) and the server's counters. Ten simulated minutes are ten real seconds: from
 then on pruning removes as much as the load adds and SQLite reuses the freed pages, so
-the file should stop growing. For contrast the same load then runs with
-`--retention 0` (skip it with --no-baseline).
+the file should stop growing: it holds what the last ten simulated minutes brought, so
+it stays flat while the rate does (a steady `--rate` shows it best on a busy machine).
+For contrast the same load then runs with `--retention 0` (skip it with --no-baseline).
 
 The journal is capped separately (`--journal-cap`, 100,000 entries by default): this
-script passes a smaller cap (20,000) so that the journal reaches it early and its
+script passes a smaller cap (5,000) so that the journal reaches it early and its
 growth does not hide what retention does; pass `--journal-cap 100000` to see the default.
 
-Needs `wrk` (Debian: `apt-get install wrk`). The server binds 127.0.0.1.
+Without `--rate` it needs `wrk` (Debian: `apt-get install wrk`). The server binds 127.0.0.1.
 
     python scripts/retention_load.py [--duration 60] [--interval 5] [--connections 50]
-                                     [--retention PT10M] [--scale 60]
-                                     [--journal-cap 20000] [--no-baseline]
+                                     [--rate N] [--retention PT10M] [--scale 60]
+                                     [--journal-cap 5000] [--no-baseline]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import random
 import re
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -126,7 +130,95 @@ class Run:
     """What one load run showed."""
 
     samples: list[Sample]
-    wrk_report: str
+    load: str
+    """One line on the load itself: rate, latency, errors."""
+
+
+async def _wrk(args: argparse.Namespace, url: str, numbers: Path) -> str:
+    """wrk at full speed for ``args.duration`` seconds; its summary."""
+    wrk = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        "-s",
+        str(WRK_DIR / "post_identification_keyed.lua"),
+        f"{url}{IR_PATH}",
+        stdout=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "OPSIM_WRK_DIR": str(WRK_DIR),
+            "OPSIM_KEY": KEY,
+            "OPSIM_NUMBERS": str(numbers),
+            "OPSIM_PATH": IR_PATH,
+        },
+    )
+    report = (await wrk.communicate())[0].decode()
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", report)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", report, re.M))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
+    socket = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", report))
+    return (
+        f"wrk: {float(rps.group(1)) if rps else 0:,.0f} POST/s, p50 {latency.get('50', '?')}, "
+        f"p99 {latency.get('99', '?')}, non-2xx {int(non_2xx.group(1)) if non_2xx else 0}, "
+        f"socket errors {socket}"
+    )
+
+
+async def _paced(args: argparse.Namespace, url: str, numbers: Path) -> str:
+    """``args.rate`` POSTs a second from this process for ``args.duration`` seconds."""
+    msisdns = (await asyncio.to_thread(numbers.read_text)).split()
+    rng = random.Random(1801)  # noqa: S311 (test data)
+    prefix = f"{rng.getrandbits(32):08x}"
+    statuses: collections.Counter[str] = collections.Counter()
+    latencies: list[float] = []
+    in_flight = asyncio.Semaphore(args.connections)
+    tasks: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    async with aiohttp.ClientSession(
+        connector=connector, headers={"Authorization": f"Bearer {KEY}"}
+    ) as http:
+
+        async def post(n: int) -> None:
+            began = loop.time()
+            try:
+                async with http.post(
+                    f"{url}{IR_PATH}",
+                    json={"msisdn": msisdns[n % len(msisdns)]},
+                    headers={"Idempotency-Key": f"{prefix}-{n}"},
+                ) as resp:
+                    await resp.read()
+                    statuses[str(resp.status)] += 1
+            except aiohttp.ClientError:
+                statuses["error"] += 1
+            finally:
+                latencies.append(loop.time() - began)
+                in_flight.release()
+
+        start_at = loop.time()
+        sent = 0
+        while (elapsed := loop.time() - start_at) < args.duration:
+            # After a stall, at most a tenth of a second's POSTs are made up for: a burst
+            # would swell what the retention window holds.
+            sent = max(sent, int((elapsed - 0.1) * args.rate))
+            while sent < int(elapsed * args.rate):
+                await in_flight.acquire()  # at most --connections in flight
+                task = asyncio.create_task(post(sent))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                sent += 1
+            await asyncio.sleep(0.005)  # the pacing tick
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - start_at
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    others = {k: v for k, v in statuses.items() if k != "201"}
+    return (
+        f"paced: {statuses['201'] / elapsed:,.0f} POST/s created (asked {args.rate:g}/s, "
+        f"{sent - sum(statuses.values()):,} skipped after stalls), "
+        f"p50 {cuts[49] * 1000:.2f}ms, p99 {cuts[98] * 1000:.2f}ms, other answers {others or 0}"
+    )
 
 
 async def _run(args: argparse.Namespace, work: Path, retention: str) -> Run:
@@ -160,48 +252,19 @@ async def _run(args: argparse.Namespace, work: Path, retention: str) -> Run:
             async with http.get(f"{server.url}/admin/v1/clock", headers=ADMIN) as resp:
                 sim0 = datetime.fromisoformat((await resp.json())["now"])
             t0 = time.monotonic()
-            wrk = await asyncio.create_subprocess_exec(
-                "wrk",
-                "-t1",
-                f"-c{args.connections}",
-                f"-d{args.duration}s",
-                "--latency",
-                "-s",
-                str(WRK_DIR / "post_identification_keyed.lua"),
-                f"{server.url}{IR_PATH}",
-                stdout=asyncio.subprocess.PIPE,
-                env={
-                    **os.environ,
-                    "OPSIM_WRK_DIR": str(WRK_DIR),
-                    "OPSIM_KEY": KEY,
-                    "OPSIM_NUMBERS": str(numbers),
-                    "OPSIM_PATH": IR_PATH,
-                },
-            )
-            finished = asyncio.ensure_future(wrk.communicate())
-            while not finished.done():
-                done, _ = await asyncio.wait({finished}, timeout=args.interval)
+            drive = _paced if args.rate else _wrk
+            load = asyncio.ensure_future(drive(args, server.url, numbers))
+            while not load.done():
+                done, _ = await asyncio.wait({load}, timeout=args.interval)
                 if not done:
                     samples.append(await _sample(http, server, db, t0, sim0))
                     print(samples[-1].line(), flush=True)
-            out = (await finished)[0].decode()
+            summary = await load
             samples.append(await _sample(http, server, db, t0, sim0))
             print(samples[-1].line(), flush=True)
     finally:
         server.stop()
-    return Run(samples, out)
-
-
-def _wrk_summary(report: str) -> str:
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", report)
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", report, re.M))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
-    socket = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", report))
-    return (
-        f"wrk: {float(rps.group(1)) if rps else 0:,.0f} POST/s, p50 {latency.get('50', '?')}, "
-        f"p99 {latency.get('99', '?')}, non-2xx {int(non_2xx.group(1)) if non_2xx else 0}, "
-        f"socket errors {socket}"
-    )
+    return Run(samples, summary)
 
 
 def _growth(samples: list[Sample], after_s: float) -> str:
@@ -224,10 +287,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=60, help="seconds of load (default 60)")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
-    parser.add_argument("--connections", type=int, default=50, help="wrk connections")
+    parser.add_argument("--connections", type=int, default=50, help="connections")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="POSTs a second, paced from this process (default 0: wrk, as fast as it goes)",
+    )
     parser.add_argument("--retention", default="PT10M", help="--retention of the server")
     parser.add_argument("--scale", type=float, default=60.0, help="simulated seconds per second")
-    parser.add_argument("--journal-cap", type=int, default=20_000, help="--journal-cap")
+    parser.add_argument("--journal-cap", type=int, default=5_000, help="--journal-cap")
     parser.add_argument("--no-baseline", action="store_true", help="skip the run without retention")
     args = parser.parse_args()
 
@@ -243,10 +312,11 @@ async def main() -> None:
             print(
                 f"\n--retention {retention} --clock scaled:{args.scale:g} "
                 f"--journal-cap {args.journal_cap}: {args.duration} s of keyed POSTs "
-                f"from {args.connections} connections, sampled every {args.interval:g} s"
+                f"({f'{args.rate:g}/s' if args.rate else 'wrk'}, {args.connections} "
+                f"connections), sampled every {args.interval:g} s"
             )
             results[retention] = await _run(args, Path(tmp), retention)
-            print(_wrk_summary(results[retention].wrk_report))
+            print(results[retention].load)
         print()
         for retention, run in results.items():
             print(f"--retention {retention}: {_growth(run.samples, settle_s)}")
