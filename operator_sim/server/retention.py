@@ -11,9 +11,11 @@ The work is split into units that look at no more than ``_CHUNK`` rows each, one
 the other for each of the two kinds: each joins the batch of whatever requests are
 queued with it, so a request waits a few milliseconds at most behind them, and a large
 backlog is worked off a unit of each kind per batch, sharing the database with the
-requests. A pass runs when an advance of the
-clock wakes it (so a manual clock prunes as soon as it moves), and otherwise every
-``_INTERVAL`` real seconds: rows also become prunable without the clock moving (a code
+requests.
+
+A pass runs when an advance of the clock wakes it (a :class:`Wakeup`, so that a manual
+clock prunes as soon as it moves, and tests need not wait for a poll), and otherwise
+every ``_INTERVAL`` real seconds: rows also become prunable without an advance (a code
 deleted, a delivery settled, a scaled or real clock running), and polling that often
 costs one short query per table when there is nothing to do.
 """
