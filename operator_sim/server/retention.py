@@ -15,9 +15,12 @@ requests.
 
 A pass runs when an advance of the clock wakes it (a :class:`Wakeup`, so that a manual
 clock prunes as soon as it moves, and tests need not wait for a poll), and otherwise
-every ``_INTERVAL`` real seconds: rows also become prunable without an advance (a code
-deleted, a delivery settled, a scaled or real clock running), and polling that often
-costs one short query per table when there is nothing to do.
+every ``_INTERVAL`` real seconds, for a scaled or real clock. Most passes only look at
+what became old since the pass before (everything older was pruned or kept then), so a
+pass costs what the load added, not what is kept: requests that live codes point to
+can be many, and kept for ever. Kept rows become prunable later (a code deleted, a
+delivery settled, a late answer given): a full pass, from the oldest row, looks at them
+again after each clock advance and every ``_FULL_PASS`` real seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ _CHUNK = 200
 """Rows one unit of work looks at."""
 _INTERVAL = 1.0
 """Real seconds between passes when nothing wakes the loop."""
+_FULL_PASS = 60.0
+"""Real seconds between full passes, which look again at every row kept so far."""
 _ERROR_BACKOFF = 5.0
 
 
@@ -76,6 +81,10 @@ class Retention:
         self._metrics = metrics
         self._work = work
         self._keep_ms = round(keep.total_seconds() * 1000)
+        # Where the next pass that is not full starts: everything before was looked at.
+        self._requests_from = ""
+        self._events_from = 0
+        self._full_due = True
 
     @property
     def enabled(self) -> bool:
@@ -83,11 +92,16 @@ class Retention:
         return self._keep_ms > 0
 
     def wake(self) -> None:
-        """Prune now (the clock moved)."""
+        """Prune now, fully (the clock moved)."""
+        self._full_due = True
         self._work.wake()
 
-    async def prune(self) -> Pruned:
-        """One pass: remove what is prunable below the current cutoff; returns the counts."""
+    async def prune(self, *, full: bool = True) -> Pruned:
+        """One pass: remove what is prunable below the current cutoff; returns the counts.
+
+        A full pass looks at every row below the cutoff; another only at those the
+        previous passes did not look at.
+        """
         if not self.enabled:
             return Pruned()
         cutoff = self._clock.now_ms() - self._keep_ms
@@ -95,7 +109,8 @@ class Retention:
             return Pruned()
         # Side by side, so that each batch of requests carries a unit of each.
         requests, events = await asyncio.gather(
-            self._prune_requests(time_floor("ir", cutoff)), self._prune_events(cutoff)
+            self._prune_requests("" if full else self._requests_from, time_floor("ir", cutoff)),
+            self._prune_events(0 if full else self._events_from, cutoff),
         )
         pruned = requests + events
         counts = pruned.by_table()
@@ -103,8 +118,8 @@ class Retention:
             log.info("retention_pruned", **counts)
         return pruned
 
-    async def _prune_requests(self, before: str) -> Pruned:
-        total, after = Pruned(), ""
+    async def _prune_requests(self, after: str, before: str) -> Pruned:
+        total = Pruned()
         while True:
             step, last = await self._db.run(
                 functools.partial(_prune_requests_step, after=after, before=before)
@@ -112,11 +127,13 @@ class Retention:
             self._count(step)
             total += step
             if last is None:
+                # Ids begin with their creation time: no request made later sorts below.
+                self._requests_from = max(self._requests_from, before)
                 return total
             after = last
 
-    async def _prune_events(self, before_ms: int) -> Pruned:
-        total, after = Pruned(), 0
+    async def _prune_events(self, after: int, before_ms: int) -> Pruned:
+        total = Pruned()
         while True:
             step = await self._db.run(
                 functools.partial(
@@ -126,9 +143,10 @@ class Retention:
             pruned = Pruned(events=step.events, delivery_attempts=step.attempts)
             self._count(pruned)
             total += pruned
-            if step.next_after is None:
+            if not step.more:
+                self._events_from = max(self._events_from, step.examined_to)
                 return total
-            after = step.next_after
+            after = step.examined_to
 
     def _count(self, pruned: Pruned) -> None:
         """Count what one unit removed, once it committed."""
@@ -141,10 +159,16 @@ class Retention:
         """The background loop, until cancelled; returns at once when retention is 0."""
         if not self.enabled:
             return
+        loop = asyncio.get_running_loop()
+        next_full = loop.time()
         while True:
             self._work.clear()
+            full = self._full_due or loop.time() >= next_full
+            if full:
+                self._full_due = False
+                next_full = loop.time() + _FULL_PASS
             try:
-                await self.prune()
+                await self.prune(full=full)
                 pause = _INTERVAL
             except errors.StorageUnavailable as exc:
                 # Deleting needs room in the write-ahead log too: try again later.

@@ -292,8 +292,10 @@ class PrunedEvents:
 
     events: int
     attempts: int
-    next_after: int | None
-    """The position to continue after; None once the events left are all recent."""
+    examined_to: int
+    """The last position looked at that occurred before the cutoff (else ``after``)."""
+    more: bool
+    """Whether older events may follow ``examined_to``: False once the next is recent."""
 
 
 async def prune_events(conn: Conn, *, after: int, before_ms: int, limit: int) -> PrunedEvents:
@@ -319,9 +321,9 @@ async def prune_events(conn: Conn, *, after: int, before_ms: int, limit: int) ->
     events = await conn.executemany(
         "DELETE FROM events WHERE seq = ?", [(row[0],) for row in settled]
     )
-    more = len(older) == len(rows) == limit
     return PrunedEvents(
         events=max(events.rowcount, 0),
         attempts=max(attempts.rowcount, 0),
-        next_after=int(rows[-1][0]) if more else None,
+        examined_to=int(older[-1][0]) if older else after,
+        more=len(older) == len(rows) == limit,
     )
