@@ -33,3 +33,12 @@ def new_id(prefix: str, time_ms: int) -> str:
 def _time_part(time_ms: int) -> str:
     value = time_ms & ((1 << 48) - 1)
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(45, -5, -5))
+
+
+def time_floor(prefix: str, time_ms: int) -> str:
+    """An id below every ``prefix`` id made at ``time_ms`` and above every earlier one.
+
+    The time part comes first and is fixed-width, so ids sort by creation time: a range
+    on a primary key of ids (``id < time_floor(...)``) finds older rows without a scan.
+    """
+    return f"{prefix}_{_time_part(time_ms)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from operator_sim.clock import ClockMode, parse_clock_spec
 from operator_sim.domain.limits import parse_rate_limits
 from operator_sim.domain.webhook_targets import parse_networks
+from operator_sim.wire import Duration
+
+_SECONDS = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 
 
 class Settings(BaseSettings):
@@ -66,6 +70,12 @@ class Settings(BaseSettings):
         default=None,
         description="Listen on this Unix socket instead of TCP (host and port are ignored).",
     )
+    retention: Duration = Field(
+        default="P7D",
+        validate_default=True,
+        description="How long (simulation time; ISO 8601 or seconds) finished requests, "
+        "their idempotency keys and events done with delivery are kept; 0 keeps everything.",
+    )
     journal_cap: Annotated[int, Field(ge=1)] = Field(
         default=100_000,
         description="The request journal keeps about this many entries (at most 1% more); "
@@ -104,6 +114,15 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_clock(cls, value: str) -> str:
         parse_clock_spec(value)
+        return value
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # From the command line and the environment every value is a string: a number of
+        # seconds is one as well as in JSON.
+        if isinstance(value, str) and _SECONDS.match(value):
+            return float(value)
         return value
 
     @field_validator("webhook_allow_net")

@@ -40,6 +40,7 @@ from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Outbox
 from operator_sim.server.parsing import BULK_BODY_LIMIT, Reader
 from operator_sim.server.problems import http_middleware
+from operator_sim.server.retention import Retention
 from operator_sim.server.routing import Router
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
@@ -131,7 +132,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
     """The object graph. Wake-up calls are made first and handed to both of their ends."""
     settings, fixture = prepared.settings, prepared.fixture
     metrics, waiters = prepared.metrics, prepared.waiters
-    scheduled_work, webhook_work = Wakeup(), Wakeup()
+    scheduled_work, webhook_work, clock_moved = Wakeup(), Wakeup(), Wakeup()
     ready = asyncio.Event()
     operators = Operators(db)
     rulebook = Rulebook(db, metrics, operators, seed=_seed(settings, fixture))
@@ -156,6 +157,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         admin_is_demo=prepared.admin_is_demo,
         demo_allowed=settings.loopback,
     )
+    retention = Retention(db, clock, metrics, clock_moved, keep=settings.retention)
     webhooks = WebhookWorker(
         db,
         clock,
@@ -192,7 +194,12 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         scheduler=scheduler,
         # One attempt's timeout, and a little for its outcome to be recorded.
         clockwork=Clockwork(
-            db, clock, scheduler, webhooks, webhook_wait=settings.webhook_timeout + 0.5
+            db,
+            clock,
+            scheduler,
+            webhooks,
+            retention,
+            webhook_wait=settings.webhook_timeout + 0.5,
         ),
         control=Control(
             db,
@@ -206,6 +213,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
             waiters,
             ready,
         ),
+        retention=retention,
     )
 
 
@@ -231,6 +239,9 @@ def _resources(
             webhook_task = asyncio.create_task(
                 services.webhooks.run(), name="operator-sim-webhooks"
             )
+            retention_task = asyncio.create_task(
+                services.retention.run(), name="operator-sim-retention"
+            )
             services.ready.set()
             log.info(
                 "started",
@@ -239,12 +250,13 @@ def _resources(
                 clock=clock.mode,
                 scale=clock.scale,
                 demo_admin_token=prepared.admin_is_demo,
+                retention_s=settings.retention.total_seconds(),
             )
             try:
                 yield
             finally:
                 services.ready.clear()
-                for background in (task, webhook_task):
+                for background in (task, webhook_task, retention_task):
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await background

@@ -8,6 +8,7 @@ import structlog
 
 from operator_sim import errors
 from operator_sim.clock import ClockMode, SimClock
+from operator_sim.server.retention import Retention
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.webhooks import WebhookWorker
 from operator_sim.store import Database, meta
@@ -30,6 +31,7 @@ class Clockwork:
         clock: SimClock,
         scheduler: Scheduler,
         webhooks: WebhookWorker,
+        retention: Retention,
         *,
         webhook_wait: float,
     ) -> None:
@@ -37,6 +39,7 @@ class Clockwork:
         self._clock = clock
         self._scheduler = scheduler
         self._webhooks = webhooks
+        self._retention = retention
         self._webhook_wait = webhook_wait
 
     def view(self) -> ClockView:
@@ -81,6 +84,7 @@ class Clockwork:
         # A hanging receiver must not hold the clock: its retries go on in the background.
         in_flight = await self._webhooks.drain(self._webhook_wait)
         self._scheduler.wake()
+        self._retention.wake()
         log.info("clock_advanced", by_ms=ms, fired=fired, webhooks_in_flight=in_flight)
         view = self.view()
         return ClockAdvanced(

@@ -158,8 +158,15 @@ class Control:
         log.info("messenger_reset", messenger_id=messenger_id)
 
     async def ready(self) -> bool:
-        """Started, with the fixture loaded and the database answering."""
+        """Started, with the fixture loaded and the database answering and writable.
+
+        After a write failed for want of storage the database counts as unwritable until
+        a write commits again; readiness then tries a small write of its own, so that it
+        comes back once there is room even when nothing else writes.
+        """
         if not self._ready.is_set():
             return False
-        await self._db.read(meta.ping)
-        return True
+        if self._db.writable:
+            await self._db.read(meta.ping)
+            return True
+        return await self._db.check_writable()

@@ -84,6 +84,12 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.retention_pruned = Counter(
+            "operator_sim_retention_pruned",
+            "Rows removed by retention (--retention), by table.",
+            ["table"],
+            registry=r,
+        )
         self.scheduled_jobs = Gauge(
             "operator_sim_scheduled_jobs",
             "Scheduled answers and expiries not yet fired (as of the last scheduler pass).",

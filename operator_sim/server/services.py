@@ -29,6 +29,7 @@ from operator_sim.server.messengers import Messengers
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.parsing import Reader
+from operator_sim.server.retention import Retention
 from operator_sim.server.routing import Router
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
@@ -71,6 +72,7 @@ class Services:
     scheduler: Scheduler
     clockwork: Clockwork
     control: Control
+    retention: Retention
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from operator_sim.clock import ms_to_datetime
@@ -165,3 +166,25 @@ async def list_codes(conn: Conn, selection: CodeFilter, *, limit: int) -> list[C
         )
         for row in rows
     ]
+
+
+async def requests_with_codes(conn: Conn, request_ids: Sequence[str]) -> set[str]:
+    """Which of these requests a registered code points to."""
+    if not request_ids:
+        return set()
+    marks = ", ".join("?" for _ in request_ids)
+    async with conn.execute(
+        f"SELECT request_id FROM identification_codes WHERE request_id IN ({marks})",  # noqa: S608 (placeholders only)
+        list(request_ids),
+    ) as cur:
+        return {str(row[0]) for row in await cur.fetchall()}
+
+
+async def prune_ended(conn: Conn, *, before_ms: int, limit: int) -> int:
+    """Forget up to ``limit`` codes that ended before ``before_ms``; returns how many."""
+    cur = await conn.execute(
+        "DELETE FROM ended_codes WHERE rowid IN "
+        "(SELECT rowid FROM ended_codes WHERE ended_at < ? LIMIT ?)",
+        (before_ms, limit),
+    )
+    return max(cur.rowcount, 0)

@@ -11,7 +11,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
 
-from operator_sim.errors import SchemaError, StoreError
+from operator_sim.errors import SchemaError, StorageUnavailable, StoreError
+from operator_sim.store import meta
 from operator_sim.store.conn import Unit
 from operator_sim.store.inline import Outcome, run_batch
 from operator_sim.store.schema import APPLICATION_ID, MIGRATIONS
@@ -29,6 +30,11 @@ class Database:
     one round trip (:func:`operator_sim.store.inline.run_batch`), and resolves each
     caller after the commit. While a batch runs, the next one queues up. Nothing is
     acknowledged before it is durable, and a read sees only committed data.
+
+    A disk that is full or failing (SQLite's ``SQLITE_FULL`` and the ``SQLITE_IOERR``
+    family) reaches callers as ``StorageUnavailable``, any other database error as
+    ``StoreError``. A write batch failing that way marks the database unwritable
+    (:attr:`writable`) until :meth:`check_writable` (``/readyz``) finds room again.
     """
 
     _MAX_BATCH = 256
@@ -38,7 +44,38 @@ class Database:
         self._queue: list[tuple[Unit[Any], asyncio.Future[Any], bool]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._closed = False
+        self._writable = True
         self.path = path
+
+    @property
+    def writable(self) -> bool:
+        """False since a write failed for want of storage, until a write commits again."""
+        return self._writable
+
+    async def check_writable(self) -> bool:
+        """Try a small write now, then settle the write-ahead log; returns :attr:`writable`.
+
+        The write (:func:`operator_sim.store.meta.probe_write`) needs a page of room. On a
+        full file system it may still fit into what the log file already holds (a failed
+        batch leaves its frames' space behind), so the log is also checkpointed into the
+        database file: that fails while the file cannot grow to take what was committed.
+        """
+        try:
+            await self.run(meta.probe_write)
+            await self._checkpoint()
+        except StorageUnavailable:
+            self._writable = False
+        else:
+            self._writable = True
+        return self._writable
+
+    async def _checkpoint(self) -> None:
+        """A passive checkpoint, between batches (never inside one's transaction)."""
+        call = self._conn._execute(_passive_checkpoint, self._conn._conn)  # type: ignore[no-untyped-call]
+        try:
+            await call
+        except sqlite3.Error as exc:
+            raise _as_store_error(exc) from None
 
     async def run(self, unit: Unit[T]) -> T:
         """Run ``unit`` (which may write) in a batch; return once the batch committed.
@@ -114,17 +151,31 @@ class Database:
                 outcomes = cast(list[Outcome], sent.result())
         except Exception as exc:  # noqa: BLE001 (handed to every caller below)
             failure = exc  # the connection is closed, for one
+        if write:
+            self._note_writability(outcomes, failure)
         for index, (_, future, _) in enumerate(items):
             if future.done():
                 continue
             if outcomes is None:
-                future.set_exception(StoreError(f"database error: {failure!r}"))
+                future.set_exception(_batch_error(failure))
             elif outcomes[index][0]:
                 future.set_result(outcomes[index][1])
             else:
                 future.set_exception(_as_store_error(outcomes[index][1]))
         if cancelled:
             raise asyncio.CancelledError
+
+    def _note_writability(
+        self, outcomes: list[Outcome] | None, failure: BaseException | None
+    ) -> None:
+        """Unwritable after a storage failure, until :meth:`check_writable` finds room.
+
+        A batch that commits afterwards proves little: a small write (a refused call's
+        journal entry) can still fit into a page with room on a full disk.
+        """
+        errors = [failure] if outcomes is None else [exc for ok, exc in outcomes if not ok]
+        if any(_storage_failure(exc) is not None for exc in errors):
+            self._writable = False
 
     async def close(self) -> None:
         """Close the connection once every queued unit has run."""
@@ -134,13 +185,59 @@ class Database:
         await self._conn.close()
 
 
+_STORAGE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
+"""Primary result codes that mean the disk is full or failing, not the statement wrong."""
+
+
+def _passive_checkpoint(raw: sqlite3.Connection) -> None:
+    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _storage_failure(exc: BaseException | None) -> sqlite3.Error | None:
+    """The SQLite error under ``exc`` when it says the storage is full or failing."""
+    found = exc.__cause__ if isinstance(exc, StoreError) else exc
+    if not isinstance(found, sqlite3.Error):
+        return None
+    # Extended codes (SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC...) keep the primary code
+    # in their low byte.
+    code = getattr(found, "sqlite_errorcode", None)
+    return found if isinstance(code, int) and code & 0xFF in _STORAGE_CODES else None
+
+
 def _as_store_error(exc: BaseException) -> BaseException:
-    """A unit's database error as ``StoreError``; any other exception as it is."""
+    """A unit's exception as its caller sees it: SQLite errors translated, others as raised.
+
+    The one place SQLite errors are translated: a full or failing disk is
+    ``StorageUnavailable``, any other database error ``StoreError``, the SQLite error
+    being the cause of either.
+    """
+    if isinstance(exc, StorageUnavailable):
+        return exc
+    storage = _storage_failure(exc)
+    if storage is not None:
+        return _unavailable(storage)
     if isinstance(exc, sqlite3.Error):
         wrapped = StoreError(f"database error: {exc}")
         wrapped.__cause__ = exc
         return wrapped
     return exc
+
+
+def _batch_error(failure: BaseException | None) -> StoreError:
+    """What each caller of a batch that failed as a whole gets (a fresh exception each)."""
+    storage = _storage_failure(failure)
+    if storage is not None:
+        return _unavailable(storage)
+    return StoreError(f"database error: {failure!r}")
+
+
+def _unavailable(storage: sqlite3.Error) -> StorageUnavailable:
+    name = getattr(storage, "sqlite_errorname", "an I/O error")
+    unavailable = StorageUnavailable(
+        f"the database cannot be written now ({name}): nothing was kept; retry later"
+    )
+    unavailable.__cause__ = storage
+    return unavailable
 
 
 async def _schema_version(conn: aiosqlite.Connection, path: str, latest: int) -> int:

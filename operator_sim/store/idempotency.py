@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from operator_sim.store.conn import Conn
 
 
@@ -30,3 +32,11 @@ async def bind_idempotency_key(
         "VALUES (?, ?, ?, ?, ?)",
         (messenger_id, key, fingerprint, request_id, now_ms),
     )
+
+
+async def delete_keys_of_requests(conn: Conn, request_ids: Sequence[str]) -> int:
+    """Remove the keys bound to these requests (found by their own index); returns how many."""
+    cur = await conn.executemany(
+        "DELETE FROM idempotency_keys WHERE request_id = ?", [(i,) for i in request_ids]
+    )
+    return max(cur.rowcount, 0)

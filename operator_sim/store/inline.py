@@ -137,9 +137,11 @@ def run_batch(
     commit fails), nothing of the batch is kept and every unit's outcome is the error.
     """
     try:
-        return _run_units(raw, units, isolated=False, write=write)
-    except _NeedsIsolation:
-        return _run_units(raw, units, isolated=True, write=write)
+        try:
+            return _run_units(raw, units, isolated=False, write=write)
+        except _NeedsIsolation:
+            # The second run fails as a whole just like the first (a full disk at COMMIT).
+            return _run_units(raw, units, isolated=True, write=write)
     except sqlite3.Error as exc:
         return [(False, _failed(exc)) for _ in units]
 

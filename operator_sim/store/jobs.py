@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from operator_sim.store.conn import Conn
@@ -56,3 +57,15 @@ async def count_jobs(conn: Conn) -> int:
     async with conn.execute("SELECT count(*) FROM jobs") as cur:
         row = await cur.fetchone()
     return 0 if row is None else int(row[0])
+
+
+async def refs_with_jobs(conn: Conn, refs: Sequence[str]) -> set[str]:
+    """Which of these requests still have work scheduled."""
+    if not refs:
+        return set()
+    marks = ", ".join("?" for _ in refs)
+    async with conn.execute(
+        f"SELECT DISTINCT ref FROM jobs WHERE ref IN ({marks})",  # noqa: S608 (placeholders only)
+        list(refs),
+    ) as cur:
+        return {str(row[0]) for row in await cur.fetchall()}

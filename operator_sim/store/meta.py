@@ -76,3 +76,24 @@ async def feed_epoch(conn: Conn, messenger_id: str) -> int:
 async def next_feed_epoch(conn: Conn, messenger_id: str) -> None:
     """Start a new epoch of this messenger's feeds: its earlier cursors stop being valid."""
     await set_meta(conn, _epoch_key(messenger_id), str(await feed_epoch(conn, messenger_id) + 1))
+
+
+_PROBE_KEY = "storage_probe"
+
+
+async def probe_write(conn: Conn) -> None:
+    """Write about a page and take it back: raises if the database has no room to grow.
+
+    Rewriting a small value in place needs no new page and succeeds on a full database;
+    a page-sized value needs one (from the free list, else by growing the file), as an
+    ordinary write that fills a page does. The freed page stays for the next write.
+    """
+    async with conn.execute("PRAGMA page_size") as cur:
+        row = await cur.fetchone()
+    size = int(row[0]) if row is not None else 4096
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (_PROBE_KEY, "0" * size),
+    )
+    await conn.execute("DELETE FROM meta WHERE key = ?", (_PROBE_KEY,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -309,3 +310,46 @@ async def list_deliveries(
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedEvents:
+    """What one step of :func:`prune_events` removed, and where the next step starts."""
+
+    events: int
+    attempts: int
+    examined_to: int
+    """The last position looked at that occurred before the cutoff (else ``after``)."""
+    more: bool
+    """Whether older events may follow ``examined_to``: False once the next is recent."""
+
+
+async def prune_events(conn: Conn, *, after: int, before_ms: int, limit: int) -> PrunedEvents:
+    """Remove settled events that occurred before ``before_ms``, with their attempts.
+
+    Settled: the webhook delivery is final (delivered or failed), or there is none.
+    Looks at most at ``limit`` events after position ``after``, in position order, and
+    stops at the first one that occurred at or after ``before_ms``: positions follow
+    time closely, so the few older events behind it wait for a later pass, never the
+    other way round. Feed cursors are positions, so a cursor into a removed range
+    continues with the oldest event kept.
+    """
+    async with conn.execute(
+        "SELECT seq, id, occurred_at, webhook_state FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    ) as cur:
+        rows = await cur.fetchall()
+    older = list(itertools.takewhile(lambda row: row[2] < before_ms, rows))
+    settled = [row for row in older if row[3] != "pending"]
+    attempts = await conn.executemany(
+        "DELETE FROM delivery_attempts WHERE event_id = ?", [(row[1],) for row in settled]
+    )
+    events = await conn.executemany(
+        "DELETE FROM events WHERE seq = ?", [(row[0],) for row in settled]
+    )
+    return PrunedEvents(
+        events=max(events.rowcount, 0),
+        attempts=max(attempts.rowcount, 0),
+        examined_to=int(older[-1][0]) if older else after,
+        more=len(older) == len(rows) == limit,
+    )

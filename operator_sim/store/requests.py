@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,3 +126,30 @@ async def set_answer(
         "UPDATE identification_requests SET status = ?, result = ?, answered_at = ? WHERE id = ?",
         (status, result, answered_at, request_id),
     )
+
+
+async def finished_requests(
+    conn: Conn, *, after: str, before: str, limit: int
+) -> tuple[list[str], str | None]:
+    """Finished (answered or expired) requests among the first ``limit`` with ids in
+    (``after``, ``before``), and the last id looked at when there may be more.
+
+    Ids begin with their creation time (:func:`operator_sim.ids.time_floor`), so this is
+    a range of the primary key, at most ``limit`` rows whatever is kept in it.
+    """
+    async with conn.execute(
+        "SELECT id, status FROM identification_requests WHERE id > ? AND id < ? "
+        "ORDER BY id LIMIT ?",
+        (after, before, limit),
+    ) as cur:
+        rows = await cur.fetchall()
+    finished = [str(row[0]) for row in rows if row[1] != "pending"]
+    return finished, (str(rows[-1][0]) if len(rows) == limit else None)
+
+
+async def delete_requests(conn: Conn, request_ids: Sequence[str]) -> int:
+    """Remove requests by id; returns how many were removed."""
+    cur = await conn.executemany(
+        "DELETE FROM identification_requests WHERE id = ?", [(i,) for i in request_ids]
+    )
+    return max(cur.rowcount, 0)

@@ -108,12 +108,16 @@ class OperatorSim:
         journal_cap: int | None = None,
         messenger_id: str = DEFAULT_MESSENGER_ID,
         webhook_url: str | None = None,
+        retention: timedelta | float | str = 0,
     ) -> None:
         self._fixture = fixture
         self._db_path = db_path
         self._clock = clock
         self._seed = seed
         self._journal_cap = journal_cap
+        # Nothing is pruned by default: a test that advances the clock past a week still
+        # sees what it made.
+        self._retention = retention
         self.messenger_id = messenger_id
         """The messenger registered for the code under test."""
         self._webhook_url = webhook_url
@@ -167,6 +171,7 @@ class OperatorSim:
             "host": "127.0.0.1",
             "port": 0,
             "seed": self._seed,
+            "retention": _duration(self._retention),
         }
         if self._journal_cap is not None:
             options["journal_cap"] = self._journal_cap
