@@ -104,6 +104,7 @@ __all__ = [
     "UniformDelay",
     "WebhookDelivery",
     "WebhookUrl",
+    "format_duration",
     "format_ms",
     "format_timestamp",
     "is_msisdn",

@@ -135,8 +135,8 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
     scheduled_work, webhook_work, clock_moved = Wakeup(), Wakeup(), Wakeup()
     ready = asyncio.Event()
     operators = Operators(db)
-    rulebook = Rulebook(db, metrics, operators, seed=_seed(settings, fixture))
-    calls = Calls(db, clock, rulebook, metrics, journal_cap=settings.journal_cap)
+    rulebook = Rulebook(db, metrics, operators, waiters, seed=_seed(settings, fixture))
+    calls = Calls(db, clock, rulebook, metrics, waiters, journal_cap=settings.journal_cap)
     outbox = Outbox(waiters, metrics, webhook_work, rulebook)
     identification = Identification(
         db,
@@ -163,6 +163,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         clock,
         metrics,
         webhook_work,
+        waiters,
         timeout=settings.webhook_timeout,
         per_messenger=settings.webhook_concurrency,
         policy=prepared.policy,
@@ -199,6 +200,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
             scheduler,
             webhooks,
             retention,
+            waiters,
             webhook_wait=settings.webhook_timeout + 0.5,
         ),
         control=Control(
@@ -308,4 +310,9 @@ def create_app(
         prepared.waiters.release_all()
 
     app.on_shutdown.append(release_waiters)
+    # Imported here, not at the top: the console reaches into the server's services, and
+    # the server package must not import it back while it is being imported itself.
+    from operator_sim.console import mount
+
+    mount(app)
     return app

@@ -46,10 +46,13 @@ class Authenticator:
         """Drop cached keys (after messengers change)."""
         self._messengers.clear()
 
+    def admin_token_matches(self, token: str) -> bool:
+        """Whether ``token`` is the admin token (compared in constant time, by hash)."""
+        return hmac.compare_digest(hash_secret(token), self._admin_hash)
+
     def check_admin(self, request: web.Request) -> None:
         """Accept only the admin token."""
-        given = hash_secret(bearer_token(request))
-        if not hmac.compare_digest(given, self._admin_hash):
+        if not self.admin_token_matches(bearer_token(request)):
             raise Unauthorized("wrong admin token")
 
     async def messenger(self, request: web.Request) -> str:

@@ -18,6 +18,7 @@ from operator_sim import errors
 from operator_sim.clock import SimClock
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.rulebook import Rulebook, answered_status, refusal
+from operator_sim.server.waiters import JOURNAL_CHANGED, Waiters
 from operator_sim.store import Conn, Database, journal
 from operator_sim.wire import DelayAction, RuleSpec
 
@@ -113,9 +114,11 @@ class Calls:
         clock: SimClock,
         rulebook: Rulebook,
         metrics: Metrics,
+        waiters: Waiters,
         *,
         journal_cap: int | None,
     ) -> None:
+        self._waiters = waiters
         self._db = db
         self._clock = clock
         self._rulebook = rulebook
@@ -168,6 +171,7 @@ class Calls:
         the guard holds the answer.
         """
         call.journaled = True
+        self._waiters.notify(JOURNAL_CHANGED)
         total = dropped + screened.dropped
         if total:
             self._metrics.journal_dropped.inc(total)
@@ -193,5 +197,6 @@ class Calls:
         except errors.StoreError:
             return  # the call failed because the database did: nothing more to keep
         call.journaled = True
+        self._waiters.notify(JOURNAL_CHANGED)
         if dropped:
             self._metrics.journal_dropped.inc(dropped)

@@ -10,6 +10,7 @@ from operator_sim import errors
 from operator_sim.clock import ClockMode, SimClock
 from operator_sim.server.retention import Retention
 from operator_sim.server.scheduler import Scheduler
+from operator_sim.server.waiters import CLOCK_CHANGED, Waiters
 from operator_sim.server.webhooks import WebhookWorker
 from operator_sim.store import Database, meta
 from operator_sim.wire import ClockAdvanced, ClockView
@@ -32,6 +33,7 @@ class Clockwork:
         scheduler: Scheduler,
         webhooks: WebhookWorker,
         retention: Retention,
+        waiters: Waiters,
         *,
         webhook_wait: float,
     ) -> None:
@@ -40,6 +42,7 @@ class Clockwork:
         self._scheduler = scheduler
         self._webhooks = webhooks
         self._retention = retention
+        self._waiters = waiters
         self._webhook_wait = webhook_wait
 
     def view(self) -> ClockView:
@@ -60,6 +63,7 @@ class Clockwork:
         await self.save()
         self._scheduler.wake()
         self._webhooks.wake()
+        self._waiters.notify(CLOCK_CHANGED)
         log.info("clock_set", mode=mode, scale=self._clock.scale)
         return self.view()
 
@@ -85,6 +89,7 @@ class Clockwork:
         in_flight = await self._webhooks.drain(self._webhook_wait)
         self._scheduler.wake()
         self._retention.wake()
+        self._waiters.notify(CLOCK_CHANGED)
         log.info("clock_advanced", by_ms=ms, fired=fired, webhooks_in_flight=in_flight)
         view = self.view()
         return ClockAdvanced(

@@ -17,7 +17,7 @@ from operator_sim.server.outbox import NOTIFY
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.subscribers import Subscribers, Written
-from operator_sim.server.waiters import Waiters, messenger_key
+from operator_sim.server.waiters import STATE_RESET, Waiters, messenger_key
 from operator_sim.store import (
     Conn,
     Database,
@@ -155,6 +155,7 @@ class Control:
         self._rulebook.changed()
         self._scheduler.wake()
         self._waiters.notify(messenger_key(messenger_id))
+        self._waiters.notify(STATE_RESET)
         log.info("messenger_reset", messenger_id=messenger_id)
 
     async def ready(self) -> bool:

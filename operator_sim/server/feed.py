@@ -18,7 +18,7 @@ from operator_sim.server.calls import Call, Calls, Screened
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import feed_key
-from operator_sim.server.waiters import Waiters, messenger_key, wait_for
+from operator_sim.server.waiters import DELIVERIES_CHANGED, Waiters, messenger_key, wait_for
 from operator_sim.store import Conn, Database, meta
 from operator_sim.store import outbox as outbox_table
 from operator_sim.store.outbox import FeedRow
@@ -129,6 +129,8 @@ class Feed:
 
         dropped = await self._db.run(delivered)
         self._calls.committed(call, screened, dropped=dropped)
+        if fresh:
+            self._waiters.notify(DELIVERIES_CHANGED)
         missed = sum(1 for row in rows if not row.delivered and now > row.deliver_by)
         if missed:
             self._metrics.deliver_by_missed.labels("feed").inc(missed)

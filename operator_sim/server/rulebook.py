@@ -18,6 +18,7 @@ from operator_sim.domain.draws import NumberedDraws
 from operator_sim.domain.rules import counter_scope, rule_matches
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
+from operator_sim.server.waiters import RULES_CHANGED, Waiters
 from operator_sim.store import Conn, Database
 from operator_sim.store import rules as rules_table
 from operator_sim.wire import (
@@ -77,7 +78,10 @@ def answered_status(rule: RuleSpec, own_status: int) -> int:
 class Rulebook:
     """The fault rules of one server: stored, cached, matched and counted."""
 
-    def __init__(self, db: Database, metrics: Metrics, operators: Operators, *, seed: int) -> None:
+    def __init__(
+        self, db: Database, metrics: Metrics, operators: Operators, waiters: Waiters, *, seed: int
+    ) -> None:
+        self._waiters = waiters
         self._db = db
         self._metrics = metrics
         self._operators = operators
@@ -102,6 +106,7 @@ class Rulebook:
         """Forget the cached rules: they were added, removed or reset."""
         self._version += 1
         self._cached = None
+        self._waiters.notify(RULES_CHANGED)
 
     # --- inside a unit ----------------------------------------------------------------
 
@@ -162,6 +167,7 @@ class Rulebook:
     def applied(self, rule_id: str) -> None:
         """Count a rule that applied (after its unit committed)."""
         self._metrics.child(self._metrics.faults, rule_id).inc()
+        self._waiters.notify(RULES_CHANGED)  # its hit count moved
 
     # --- the admin's rule set ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from operator_sim.clock import SimClock, wall_time
 from operator_sim.domain.delivery import next_attempt_at, parse_retry_after
 from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.server.metrics import Metrics
+from operator_sim.server.waiters import DELIVERIES_CHANGED, Waiters
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.store import Database, messengers
 from operator_sim.store import outbox as outbox_table
@@ -58,6 +59,7 @@ class WebhookWorker:
         clock: SimClock,
         metrics: Metrics,
         work: Wakeup,
+        waiters: Waiters,
         *,
         timeout: float,
         per_messenger: int,
@@ -70,6 +72,7 @@ class WebhookWorker:
         self._per_messenger = per_messenger
         self._policy = policy
         self._work = work
+        self._waiters = waiters
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(self._per_messenger)
@@ -186,6 +189,7 @@ class WebhookWorker:
                 next_at=next_at,
             )
             await self._db.run(lambda conn: outbox_table.record_attempts(conn, [record]))
+            self._waiters.notify(DELIVERIES_CHANGED)
         outcome = "delivered" if delivered else ("retry" if next_at is not None else "failed")
         self._metrics.webhook_attempts.labels(outcome).inc()
         if delivered and at > item.deliver_by:

@@ -1,0 +1,263 @@
+"""The console's one door into the server: every service, key and store call it makes.
+
+Everything else in the console calls :class:`Backend` and never imports the server, so
+the server's own structure can change behind this module. Every action goes through the
+same service the admin API calls (``Control``, ``Lifecycle``, the rule and replay
+functions); reads use the same store queries as the admin API's handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from aiohttp import web
+
+from operator_sim.errors import NotFound
+from operator_sim.server.journal import JournalFilter
+from operator_sim.server.outbox import feed_key
+from operator_sim.server.parsing import listening_address
+from operator_sim.server.services import SERVICES, Services
+from operator_sim.server.waiters import (
+    CLOCK_CHANGED,
+    DELIVERIES_CHANGED,
+    JOURNAL_CHANGED,
+    RULES_CHANGED,
+    STATE_RESET,
+)
+from operator_sim.store import Conn, overview
+from operator_sim.store import outbox as outbox_store
+from operator_sim.store import requests as requests_store
+from operator_sim.store.overview import Counts
+from operator_sim.wire import (
+    ClockAdvanced,
+    ClockView,
+    Delivery,
+    IdentificationRequest,
+    JournalEntry,
+    LifecycleResult,
+    Messenger,
+    MessengerCreate,
+    MessengerCreated,
+    Operator,
+    Rule,
+    RuleSpec,
+    Subscriber,
+    SubscriberIn,
+    SubscribersUpserted,
+)
+
+__all__ = ["Backend", "Change", "ChangeKind", "Counts", "RequestDetail"]
+
+ChangeKind = Literal["clock", "rules", "journal", "reset", "request", "feed", "deliveries"]
+
+_KINDS: dict[str, ChangeKind] = {
+    CLOCK_CHANGED: "clock",
+    RULES_CHANGED: "rules",
+    JOURNAL_CHANGED: "journal",
+    STATE_RESET: "reset",
+    DELIVERIES_CHANGED: "deliveries",
+}
+_REQUEST_PREFIX = "ir_"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something committed that a page may show: what kind, and of which request or feed."""
+
+    kind: ChangeKind
+    request_id: str | None = None
+    messenger_id: str | None = None
+    operator_id: str | None = None
+
+
+def classify(key: str) -> Change | None:
+    """The change a waiter key announces; None for a key the console does not show."""
+    kind = _KINDS.get(key)
+    if kind is not None:
+        return Change(kind)
+    if key.startswith(_REQUEST_PREFIX):
+        return Change("request", request_id=key)
+    parts = key.split(":")
+    if len(parts) == 3 and feed_key(parts[1], parts[2]) == key:
+        return Change("feed", messenger_id=parts[1], operator_id=parts[2])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDetail:
+    """One identification request as the admin sees it: owner, rule, events, deliveries."""
+
+    request: IdentificationRequest
+    messenger_id: str
+    rule_id: str | None
+    due_ms: int
+    deliveries: list[Delivery]
+
+
+class Backend:
+    """What the console can read and do, over the services of one server application."""
+
+    def __init__(self, app: web.Application) -> None:
+        # Resolved at each call: the services exist only once the application has started.
+        self._app = app
+
+    @property
+    def _services(self) -> Services:
+        return self._app[SERVICES]
+
+    # --- authentication facts --------------------------------------------------------
+
+    @property
+    def admin_is_demo(self) -> bool:
+        """Whether the admin token is the fixture's documented demo token."""
+        return self._services.auth.admin_is_demo
+
+    @property
+    def server_loopback(self) -> bool:
+        """Whether the server listens on loopback only."""
+        return self._services.settings.loopback
+
+    @property
+    def unix_socket(self) -> bool:
+        """Whether the server listens on a Unix socket (its peers are local)."""
+        return self._services.settings.unix is not None
+
+    def admin_token_matches(self, token: str) -> bool:
+        """Whether ``token`` is the admin token, by the admin API's own check."""
+        return self._services.auth.admin_token_matches(token)
+
+    # --- notifications ---------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``listener`` with every committed change the console can show."""
+
+        def on_key(key: str) -> None:
+            change = classify(key)
+            if change is not None:
+                listener(change)
+
+        return self._services.waiters.subscribe(on_key)
+
+    # --- clock -----------------------------------------------------------------------
+
+    def clock(self) -> ClockView:
+        """The clock as the admin API shows it."""
+        return self._services.clockwork.view()
+
+    async def advance(self, by: timedelta) -> ClockAdvanced:
+        """Advance the clock and fire what fell due (``POST /admin/v1/clock/advance``)."""
+        return await self._services.clockwork.advance(int(by.total_seconds() * 1000))
+
+    async def set_clock(
+        self, mode: Literal["real", "scaled", "manual"], scale: float | None
+    ) -> ClockView:
+        """Switch the clock's mode (``PUT /admin/v1/clock``)."""
+        return await self._services.clockwork.set_mode(mode, scale)
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def counts(self) -> Counts:
+        """Requests by status, codes, and events waiting for delivery."""
+        return await self._services.db.read(overview.counts)
+
+    async def journal(
+        self, *, messenger_id: str | None, msisdn: str | None, limit: int
+    ) -> list[JournalEntry]:
+        """The journal of identification POSTs, newest first (``GET /admin/v1/requests``)."""
+        selection = JournalFilter(messenger_id=messenger_id, msisdn=msisdn)
+        return await self._services.journal.requests(selection, limit=limit)
+
+    async def request_detail(self, request_id: str) -> RequestDetail | None:
+        """One request with the rule that fired and its events' deliveries; None if unknown."""
+
+        async def unit(conn: Conn) -> RequestDetail | None:
+            stored = await requests_store.get_request(conn, request_id)
+            if stored is None:
+                return None
+            deliveries: list[Delivery] = []
+            for event_id in await overview.request_event_ids(
+                conn,
+                request_id=stored.id,
+                messenger_id=stored.messenger_id,
+                operator_id=stored.operator_id,
+            ):
+                deliveries += await outbox_store.list_deliveries(
+                    conn, messenger_id=None, event_id=event_id, limit=1
+                )
+            return RequestDetail(
+                request=stored.to_wire(),
+                messenger_id=stored.messenger_id,
+                rule_id=stored.rule_id,
+                due_ms=stored.due_at,
+                deliveries=deliveries,
+            )
+
+        return await self._services.db.read(unit)
+
+    async def operators(self) -> list[Operator]:
+        """The simulated operators (``GET /admin/v1/operators``)."""
+        return await self._services.operators.list_operators()
+
+    async def subscriber(self, msisdn: str) -> Subscriber | None:
+        """One subscriber with personal data (``GET /admin/v1/subscribers/{msisdn}``)."""
+        try:
+            return await self._services.subscribers.get(msisdn)
+        except NotFound:
+            return None
+
+    async def messengers(self) -> list[Messenger]:
+        """Registered messengers, without secrets (``GET /admin/v1/messengers``)."""
+        return await self._services.messengers.list_messengers()
+
+    async def deliveries(self, *, messenger_id: str | None, limit: int) -> list[Delivery]:
+        """Events with their deliveries, newest first (``GET /admin/v1/deliveries``)."""
+        return await self._services.deliveries.list_deliveries(
+            messenger_id=messenger_id, limit=limit
+        )
+
+    async def rules(self) -> list[Rule]:
+        """Every fault rule in matching order (``GET /admin/v1/rules``)."""
+        return await self._services.rulebook.list_rules()
+
+    # --- actions ---------------------------------------------------------------------
+
+    async def terminate(self, msisdn: str) -> LifecycleResult:
+        """End a contract (``POST /admin/v1/subscribers/{msisdn}/terminate``)."""
+        return await self._services.subscribers.terminate(msisdn)
+
+    async def port(self, msisdn: str, to_operator_id: str) -> LifecycleResult:
+        """Port a number (``POST /admin/v1/subscribers/{msisdn}/port``)."""
+        return await self._services.subscribers.port(msisdn, to_operator_id)
+
+    async def upsert_subscribers(self, subscribers: Sequence[SubscriberIn]) -> SubscribersUpserted:
+        """Insert or replace subscribers (``POST /admin/v1/subscribers``)."""
+        return await self._services.subscribers.upsert(subscribers)
+
+    async def create_messenger(
+        self, request: web.Request, body: MessengerCreate
+    ) -> MessengerCreated:
+        """Register a messenger (``POST /admin/v1/messengers``); secrets are returned once."""
+        return await self._services.messengers.create(body, own=listening_address(request))
+
+    async def reset_messenger(self, messenger_id: str) -> None:
+        """Clear one messenger's flow state (``POST /admin/v1/messengers/{id}/reset``)."""
+        await self._services.control.reset_messenger(messenger_id)
+
+    async def reset(self) -> None:
+        """Clear all flow state (``POST /admin/v1/reset``)."""
+        await self._services.control.reset()
+
+    async def replay(self, event_id: str) -> Delivery:
+        """Deliver an event's webhook again (``POST /admin/v1/deliveries/{id}/replay``)."""
+        return await self._services.deliveries.replay(event_id)
+
+    async def add_rule(self, spec: RuleSpec) -> Rule:
+        """Add a fault rule (``POST /admin/v1/rules``)."""
+        return await self._services.rulebook.add(spec)
+
+    async def delete_rule(self, rule_id: str) -> None:
+        """Delete a fault rule (``DELETE /admin/v1/rules/{id}``)."""
+        await self._services.rulebook.delete(rule_id)

@@ -1,0 +1,140 @@
+"""Fan-out of committed changes to the open live streams, and what a reconnect missed.
+
+The server announces every commit that matters (a request answered, an event written, the
+clock moved, ...) as a :class:`~operator_sim.console.backend.Change`. The hub numbers
+them, keeps the most recent ones, and marks on each open :class:`Stream` the parts of
+its page that the change makes stale. Nothing polls: an idle stream waits on an event
+that only a change sets.
+
+A stream's position is ``{boot}-{seq}``: the process it came from and how many changes
+that process had published. Every message carries it as its SSE ``id``, so a browser
+that reconnects sends it back as ``Last-Event-ID`` and gets exactly the parts that
+changed meanwhile; a position from another process, or older than the hub remembers,
+gets every part again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from operator_sim.console.backend import Change
+
+__all__ = ["Hub", "Stream"]
+
+Wants = Callable[[Change], Iterable[str]]
+"""The parts of a page (SSE event names) that a change makes stale."""
+
+
+class Stream:
+    """One open live page: which of its parts are stale, and a wake-up when one becomes so."""
+
+    def __init__(self, wants: Wants) -> None:
+        self._wants = wants
+        self._stale: set[str] = set()
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self.closed = False
+
+    def offer(self, change: Change) -> None:
+        """Mark what ``change`` makes stale (called inside the server's notify: cheap)."""
+        names = self._wants(change)
+        if names:
+            self._stale.update(names)
+            self._wake.set()
+
+    def mark(self, names: Iterable[str]) -> None:
+        """Mark parts stale directly (on connect, from what a reconnect missed)."""
+        self._stale.update(names)
+        if self._stale:
+            self._wake.set()
+
+    def close(self) -> None:
+        """Ask the stream to end (server shutdown)."""
+        self.closed = True
+        self._wake.set()
+        self._closing.set()
+
+    async def wait(self) -> None:
+        """Return once a part is stale or the stream is closed."""
+        await self._wake.wait()
+
+    async def rest(self, seconds: float) -> None:
+        """Pause ``seconds`` between updates; a close ends the pause at once."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+
+    def take(self) -> set[str]:
+        """The stale parts, now considered fresh."""
+        stale, self._stale = self._stale, set()
+        self._wake.clear()
+        return stale
+
+
+class Hub:
+    """Numbers changes, remembers the last ``memory`` of them, and marks open streams."""
+
+    def __init__(self, *, memory: int = 4096) -> None:
+        self.boot = secrets.token_hex(4)
+        self._seq = 0
+        self._recent: deque[tuple[int, Change]] = deque(maxlen=memory)
+        self._streams: set[Stream] = set()
+
+    @property
+    def position(self) -> str:
+        """Where the hub stands now, as a stream position."""
+        return f"{self.boot}-{self._seq}"
+
+    def publish(self, change: Change) -> None:
+        """Record a committed change and mark every stream it concerns."""
+        self._seq += 1
+        self._recent.append((self._seq, change))
+        for stream in self._streams:
+            stream.offer(change)
+
+    def missed(self, position: str | None, wants: Wants, every: Iterable[str]) -> set[str]:
+        """The parts stale since ``position``; ``every`` part when that cannot be told."""
+        seq = self._seq_of(position)
+        if seq is None:
+            return set(every)
+        if seq == self._seq:
+            return set()
+        if not self._recent or self._recent[0][0] > seq + 1:
+            return set(every)  # some of what happened since is no longer remembered
+        stale: set[str] = set()
+        for number, change in reversed(self._recent):
+            if number <= seq:
+                break
+            stale.update(wants(change))
+        return stale
+
+    def _seq_of(self, position: str | None) -> int | None:
+        if not position:
+            return None
+        boot, _, raw = position.strip().partition("-")
+        if boot != self.boot or not raw.isdigit():
+            return None
+        seq = int(raw)
+        return seq if seq <= self._seq else None
+
+    def open(self, wants: Wants) -> Stream:
+        """A new stream, marked from now on."""
+        stream = Stream(wants)
+        self._streams.add(stream)
+        return stream
+
+    def discard(self, stream: Stream) -> None:
+        """Stop marking a stream (it ended)."""
+        self._streams.discard(stream)
+
+    def close(self) -> None:
+        """End every open stream (the server is shutting down)."""
+        for stream in self._streams:
+            stream.close()
+
+    def __len__(self) -> int:
+        return len(self._streams)
