@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
+from tests.conformance import Conformance, watch
 
 DEMO_KEY = "demo-messenger-key-not-secret"
 ADMIN_TOKEN = "demo-admin-token-not-secret"
@@ -137,6 +138,46 @@ class Sim:
     async def add_subscribers(self, *subscribers: dict[str, Any]) -> None:
         """Upsert subscribers through the admin API."""
         await self.admin_ok("POST", "/subscribers", {"subscribers": list(subscribers)})
+
+
+def _serves(app: web.Application) -> bool:
+    """An operator-sim app (it serves /openapi.json)."""
+    return any(
+        route.resource is not None and route.resource.canonical == "/openapi.json"
+        for route in app.router.routes()
+    )
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: AiohttpClient) -> Iterator[AiohttpClient]:
+    """pytest-aiohttp's factory; every operator-sim app it starts is checked for conformance.
+
+    Each response the app prepares is validated against its own /openapi.json
+    (tests/conformance.py); a test whose server departed from it fails at teardown.
+    ``OPSIM_CONFORMANCE=off`` turns the check off (to measure what it costs);
+    ``OPSIM_CONFORMANCE_LOG=FILE`` appends every mismatch and the counts to FILE.
+    """
+    conformance = Conformance()
+    enabled = os.environ.get("OPSIM_CONFORMANCE", "on") != "off"
+
+    async def go(target: Any, *args: Any, **kwargs: Any) -> TestClient[Any, Any]:
+        app = target.app if isinstance(target, TestServer) else target
+        if enabled and isinstance(app, web.Application) and not app.frozen and _serves(app):
+            watch(app, conformance)
+        return await aiohttp_client(target, *args, **kwargs)
+
+    yield go
+    log = os.environ.get("OPSIM_CONFORMANCE_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in conformance.mismatches)
+            out.write(f"#checked {conformance.checked} excluded {conformance.excluded}\n")
+    if conformance.mismatches:
+        shown = "\n".join(conformance.mismatches[:20])
+        pytest.fail(
+            f"{len(conformance.mismatches)} response(s) depart from /openapi.json:\n{shown}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

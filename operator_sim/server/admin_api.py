@@ -183,7 +183,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: OperatorList},
-        problems=(401,),
     ),
     Endpoint(
         "POST",
@@ -194,7 +193,8 @@ ENDPOINTS = (
         "admin",
         body=MessengerCreate,
         responses={201: MessengerCreated},
-        problems=(400, 401, 409, 413, 415, 422),
+        problems=("conflict",),
+        headers={201: ("Location",)},
     ),
     Endpoint(
         "GET",
@@ -204,7 +204,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: MessengerList},
-        problems=(401,),
     ),
     Endpoint(
         "GET",
@@ -214,7 +213,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: Messenger},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "PATCH",
@@ -225,7 +224,7 @@ ENDPOINTS = (
         "admin",
         body=MessengerPatch,
         responses={200: Messenger},
-        problems=(400, 401, 404, 413, 415, 422),
+        problems=("not_found",),
         description="Only the fields given change. A new `webhook_url` takes the pending "
         "webhook deliveries with it; `null` removes it and fails the pending ones (the feed "
         "keeps every event).",
@@ -239,7 +238,7 @@ ENDPOINTS = (
         "admin",
         body=SubscriberUpsert,
         responses={200: SubscribersUpserted},
-        problems=(400, 401, 413, 415, 422),
+        problems=("invalid_msisdn",),
     ),
     Endpoint(
         "GET",
@@ -249,7 +248,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: Subscriber},
-        problems=(401, 404, 422),
+        problems=("not_found",),
     ),
     Endpoint(
         "GET",
@@ -259,7 +258,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalPage},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             *_JOURNAL_FILTERS,
             Param(
@@ -277,7 +276,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalCount},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=_JOURNAL_FILTERS,
         description="The same filters as the journal; e.g. how many requests a messenger "
         "sent for one number.",
@@ -291,7 +290,7 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={204: None},
-        problems=(400, 401, 404, 415, 422),
+        problems=("not_found",),
         description="Clears this messenger's requests, codes, idempotency keys, journal "
         "entries, events, scheduled work, rule counters and the runtime rules that match "
         "only this messenger. Other messengers keep theirs.",
@@ -304,7 +303,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: ClockView},
-        problems=(401,),
     ),
     Endpoint(
         "PUT",
@@ -315,7 +313,6 @@ ENDPOINTS = (
         "admin",
         body=ClockSet,
         responses={200: ClockView},
-        problems=(400, 401, 413, 415, 422),
     ),
     Endpoint(
         "POST",
@@ -326,7 +323,6 @@ ENDPOINTS = (
         "admin",
         body=ClockAdvance,
         responses={200: ClockAdvanced},
-        problems=(400, 401, 413, 415, 422),
     ),
     Endpoint(
         "POST",
@@ -337,6 +333,5 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={204: None},
-        problems=(400, 401, 415, 422),
     ),
 )

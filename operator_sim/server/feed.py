@@ -53,7 +53,13 @@ class Feed:
             if decoded is None:
                 raise errors.ValidationFailed(
                     "after is not a cursor this feed returned",
-                    errors=[{"loc": ["query", "after"], "msg": "unknown cursor"}],
+                    errors=[
+                        {
+                            "loc": ["query", "after"],
+                            "msg": "unknown cursor",
+                            "type": "cursor_format",
+                        }
+                    ],
                 )
             position = decoded
         rows = await self._read(messenger_id, operator_id, position, limit)

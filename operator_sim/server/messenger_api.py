@@ -115,8 +115,10 @@ ENDPOINTS = (
         "messenger",
         body=IdentificationRequestCreate,
         responses={201: IdentificationRequest},
-        problems=(400, 401, 404, 413, 415, 422, 429, 503),
+        problems=("not_found", "invalid_msisdn", "idempotency_key_reused", "enumeration_suspected"),
         params=(_PREFER, _IDEMPOTENCY),
+        headers={201: ("Location", "Idempotent-Replayed", "Preference-Applied")},
+        faults=True,
         description="Answered within 20 minutes of simulation time with `present` or `absent` "
         "only. A fault rule may refuse the call (429/503 with Retry-After) or drop the connection.",
     ),
@@ -128,8 +130,9 @@ ENDPOINTS = (
         "identification",
         "messenger",
         responses={200: IdentificationRequest},
-        problems=(401, 404),
+        problems=("not_found",),
         params=(_PREFER,),
+        headers={200: ("Preference-Applied",)},
     ),
     Endpoint(
         "POST",
@@ -140,7 +143,7 @@ ENDPOINTS = (
         "messenger",
         body=IdentificationCodeCreate,
         responses={201: IdentificationCode, 200: IdentificationCode},
-        problems=(400, 401, 404, 409, 413, 415, 422),
+        problems=("not_found", "conflict"),
         description="201 when registered, 200 when the same pair was registered before; "
         "409 unless the request is this messenger's and was answered present in time.",
     ),
@@ -152,7 +155,7 @@ ENDPOINTS = (
         "identification",
         "messenger",
         responses={204: None},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "GET",
@@ -162,6 +165,6 @@ ENDPOINTS = (
         "routing",
         "messenger",
         responses={200: Routing},
-        problems=(401, 404, 422),
+        problems=("not_found",),
     ),
 )
