@@ -90,6 +90,8 @@ class Conformance:
     mismatches: list[str] = field(default_factory=list)
     checked: int = 0
     excluded: int = 0
+    seen: set[tuple[str, str, int]] = field(default_factory=set)
+    """(method, path pattern, status) of every response checked."""
     _spec: dict[str, Any] | None = None
     _openapi: OpenAPI | None = None
 
@@ -115,6 +117,7 @@ class Conformance:
             else None
         )
         content_type = response.headers.get("Content-Type", "")
+        self.seen.add((request.method, pattern or request.path, response.status))
         if operation is None:
             self._check_unrouted(spec, label, response, data)
             return

@@ -149,7 +149,15 @@ def _serves(app: web.Application) -> bool:
 
 
 @pytest.fixture
-def aiohttp_client(aiohttp_client: AiohttpClient) -> Iterator[AiohttpClient]:
+def conformance() -> Conformance:
+    """What the test's servers sent that departs from their /openapi.json."""
+    return Conformance()
+
+
+@pytest.fixture
+def aiohttp_client(
+    aiohttp_client: AiohttpClient, conformance: Conformance
+) -> Iterator[AiohttpClient]:
     """pytest-aiohttp's factory; every operator-sim app it starts is checked for conformance.
 
     Each response the app prepares is validated against its own /openapi.json
@@ -157,7 +165,6 @@ def aiohttp_client(aiohttp_client: AiohttpClient) -> Iterator[AiohttpClient]:
     ``OPSIM_CONFORMANCE=off`` turns the check off (to measure what it costs);
     ``OPSIM_CONFORMANCE_LOG=FILE`` appends every mismatch and the counts to FILE.
     """
-    conformance = Conformance()
     enabled = os.environ.get("OPSIM_CONFORMANCE", "on") != "off"
 
     async def go(target: Any, *args: Any, **kwargs: Any) -> TestClient[Any, Any]:
