@@ -421,7 +421,9 @@ class MessengerPatch(_In):
     """Body of ``PATCH /admin/v1/messengers/{id}``: only the fields given change."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
-        default=None, description="A new display name (null is refused)."
+        default=None,
+        description="A new display name; omit it to keep the name (null is refused).",
+        json_schema_extra=_left_out_when_none,
     )
     webhook_url: WebhookUrl | None = Field(
         default=None,
