@@ -191,6 +191,24 @@ def test_every_code_the_server_can_answer_is_in_the_enum() -> None:
     assert emitted - enum == set()
 
 
+def test_every_errors_literal_in_the_source_has_loc_msg_and_type() -> None:
+    """``errors=[{...}]`` items are rendered as ProblemError: all three keys, always."""
+    literals = []
+    for source in SOURCES:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "errors"
+                and isinstance(node.value, ast.List)
+            ):
+                literals += [(source.name, item) for item in node.value.elts]
+    assert len(literals) >= 8  # parsing, feed, clock, operators, messengers, errors
+    for name, item in literals:
+        assert isinstance(item, ast.Dict), name
+        keys = {k.value for k in item.keys if isinstance(k, ast.Constant)}
+        assert keys == {"loc", "msg", "type"}, (name, keys)
+
+
 def test_problem_errors_are_absent_or_typed_items() -> None:
     schemas = build_openapi(ENDPOINTS)["components"]["schemas"]
     problem = schemas["Problem"]
