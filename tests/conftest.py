@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from operator_sim.server import create_app
+from operator_sim.server import ENDPOINTS, create_app
+from operator_sim.server.openapi import build_openapi
+from operator_sim.server.service_api import render_openapi
 from operator_sim.settings import Settings
 from tests.conformance import Conformance, watch
 
@@ -215,12 +218,27 @@ class Receiver:
         return web.Response(status=status, headers=self.headers if status >= 300 else None)
 
 
+@functools.cache
+def _description() -> bytes:
+    return render_openapi(build_openapi(ENDPOINTS))
+
+
 @pytest.fixture
-async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
+async def receiver(aiohttp_server: AiohttpServer) -> AsyncIterator[Receiver]:
+    """A webhook receiver; every delivery it got is checked against /openapi.json's webhooks."""
     rec = Receiver()
     app = web.Application()
     app.router.add_post("/hook", rec.handle)
     app.router.add_post("/elsewhere", rec.handle)
     server = await aiohttp_server(app)
     rec.url = str(server.make_url("/hook"))
-    return rec
+    yield rec
+    deliveries = Conformance()
+    for headers, body in rec.received:
+        deliveries.check_webhook(_description(), headers, body)
+    if deliveries.mismatches:
+        pytest.fail(
+            "webhook deliveries depart from /openapi.json:\n"
+            + "\n".join(deliveries.mismatches[:20]),
+            pytrace=False,
+        )

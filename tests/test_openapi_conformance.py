@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from standardwebhooks import Webhook
 
 from operator_sim.server import create_app
+from operator_sim.server.services import SERVICES
 from operator_sim.settings import Settings
 from tests.conformance import Conformance, watch
 from tests.conftest import ADMIN_TOKEN, DEMO_KEY, IR_PATH, AiohttpClient, Receiver, Sim
@@ -170,7 +171,7 @@ async def _feed_and_lifecycle(sim: Sim, receiver: Receiver, conformance: Conform
     types = set()
     for headers, body in receiver.received:
         Webhook(hooked["webhook_secret"]).verify(body, {k.lower(): v for k, v in headers.items()})
-        conformance.check_webhook(sim.client.app, headers, body)
+        conformance.check_webhook(sim.client.app[SERVICES].openapi, headers, body)
         types.add(json.loads(body)["type"])
     assert types == {
         "identification.answered",

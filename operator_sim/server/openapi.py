@@ -8,13 +8,20 @@ a response. Where the two differ, the components are named ``Model-Input`` and
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import (
+    GenerateJsonSchema,
+    JsonSchemaMode,
+    JsonSchemaValue,
+    models_json_schema,
+)
+from pydantic_core import core_schema
 
 from operator_sim import __version__
 from operator_sim.server.endpoints import Endpoint
@@ -149,6 +156,40 @@ _WEBHOOKS: tuple[tuple[EventType, type[BaseModel], str], ...] = (
         "A number moved to another operator: identify the user again there.",
     ),
 )
+
+
+_DEFAULT_MARK = "x-request-default"
+
+
+class _Generator(GenerateJsonSchema):
+    """pydantic's generator, with request defaults told in words rather than ``default``.
+
+    Generators such as openapi-typescript make a field with a ``default`` required (right
+    for responses, where it is always there); in a request it may be left out.
+    """
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        """The field's schema; in validation mode, its default marked for the description."""
+        json_schema = super().default_schema(schema)
+        if self.mode == "validation" and "default" in json_schema:
+            json_schema[_DEFAULT_MARK] = json_schema.pop("default")
+        return json_schema
+
+
+def _tell_defaults(node: Any) -> None:
+    """Turn the marks :class:`_Generator` left into a sentence of the description."""
+    if isinstance(node, dict):
+        if _DEFAULT_MARK in node:
+            default = node.pop(_DEFAULT_MARK)
+            if default is not None:  # left out means null: nothing to tell
+                described = node.get("description", "")
+                told = json.dumps(default, ensure_ascii=False)
+                node["description"] = f"{described} Default: {told}.".strip()
+        for value in node.values():
+            _tell_defaults(value)
+    elif isinstance(node, list):
+        for item in node:
+            _tell_defaults(item)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -390,9 +431,10 @@ def _schemas(endpoints: Sequence[Endpoint]) -> tuple[_Refs, dict[str, Any]]:
         if endpoint.body is not None:
             wanted.add((endpoint.body, "validation"))
     ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
-    refs, schema = models_json_schema(ordered, ref_template=_REF)
+    refs, schema = models_json_schema(ordered, ref_template=_REF, schema_generator=_Generator)
     plain: _Refs = {pair: {"$ref": refs[pair]["$ref"]} for pair in ordered}
     defs: dict[str, Any] = schema.get("$defs", {})
+    _tell_defaults(defs)
     for name, definition in defs.items():
         # Generators name classes after the title: the two modes need two names.
         if name.endswith(("-Input", "-Output")):
