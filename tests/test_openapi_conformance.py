@@ -409,3 +409,36 @@ async def test_the_check_finds_a_departure(aiohttp_server: Any, tmp_path: Path) 
     assert "GET /readyz -> 418" in found
     assert re.search(r"POST /admin/v1/messengers -> 201: .*Location", found), found
     assert mine.checked == 3
+
+
+async def test_the_check_finds_a_departing_webhook(sim: Sim) -> None:
+    """A delivery without its signature, or with a body the event does not have, is caught."""
+    document = sim.client.app[SERVICES].openapi
+    event = {
+        "id": "evt_1",
+        "operator_id": "alfa",
+        "occurred_at": "2026-03-01T12:00:00.000Z",
+        "deliver_by": "2026-03-02T12:00:00.000Z",
+        "type": "subscriber.number_ported",
+        "data": {"msisdn": "+79000000001", "code": "c-1"},
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": "evt_1",
+        "webhook-timestamp": "1767268800",
+        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
+    good = Conformance()
+    good.check_webhook(document, headers, json.dumps(event).encode())
+    assert good.mismatches == []
+    unsigned = Conformance()
+    unsigned.check_webhook(
+        document,
+        {k: v for k, v in headers.items() if k != "webhook-signature"},
+        json.dumps(event).encode(),
+    )
+    assert any("webhook-signature" in m for m in unsigned.mismatches), unsigned.mismatches
+    personal = Conformance()
+    leaky = {**event, "data": {**event["data"], "full_name": "Иванов Иван"}}
+    personal.check_webhook(document, headers, json.dumps(leaky).encode())
+    assert personal.mismatches, "a payload with a field the event does not have"
