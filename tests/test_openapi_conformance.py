@@ -414,13 +414,14 @@ async def test_the_check_finds_a_departure(aiohttp_server: Any, tmp_path: Path) 
 async def test_the_check_finds_a_departing_webhook(sim: Sim) -> None:
     """A delivery without its signature, or with a body the event does not have, is caught."""
     document = sim.client.app[SERVICES].openapi
-    event = {
+    data = {"msisdn": "+79000000001", "code": "c-1"}
+    event: dict[str, Any] = {
         "id": "evt_1",
         "operator_id": "alfa",
         "occurred_at": "2026-03-01T12:00:00.000Z",
         "deliver_by": "2026-03-02T12:00:00.000Z",
         "type": "subscriber.number_ported",
-        "data": {"msisdn": "+79000000001", "code": "c-1"},
+        "data": data,
     }
     headers = {
         "Content-Type": "application/json",
@@ -439,6 +440,6 @@ async def test_the_check_finds_a_departing_webhook(sim: Sim) -> None:
     )
     assert any("webhook-signature" in m for m in unsigned.mismatches), unsigned.mismatches
     personal = Conformance()
-    leaky = {**event, "data": {**event["data"], "full_name": "Иванов Иван"}}
+    leaky = {**event, "data": {**data, "full_name": "Иванов Иван"}}
     personal.check_webhook(document, headers, json.dumps(leaky).encode())
     assert personal.mismatches, "a payload with a field the event does not have"
