@@ -304,8 +304,14 @@ async def _note_malformed(request: web.Request, handler: Handler) -> web.StreamR
         raise
 
 
+_WATCHED = web.AppKey("conformance_watched", Conformance)
+
+
 def watch(app: web.Application, conformance: Conformance) -> None:
-    """Check every response ``app`` (built by ``create_app``, not started) sends."""
+    """Check every response ``app`` (built by ``create_app``, not started) sends; once."""
+    if _WATCHED in app:
+        return
+    app[_WATCHED] = conformance
     app.middlewares.append(_note_malformed)
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:

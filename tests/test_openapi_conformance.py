@@ -35,6 +35,20 @@ EVENTS = "/operators/alfa/v1/events"
 BOUND = 30  # seconds: a bound on waiting for a condition, not a performance claim
 
 
+@pytest.fixture
+async def sim(aiohttp_client: AiohttpClient, db_path: Path, conformance: Conformance) -> Sim:
+    """The default server, watched here whatever OPSIM_CONFORMANCE says."""
+    return Sim(
+        await aiohttp_client(_watched(Settings(db=db_path, clock="manual"), conformance)), db_path
+    )
+
+
+def _watched(settings: Settings, conformance: Conformance) -> web.Application:
+    app = create_app(settings)
+    watch(app, conformance)
+    return app
+
+
 async def _status(resp: aiohttp.ClientResponse, status: int, code: str | None = None) -> Any:
     body = await resp.read()
     assert resp.status == status, body[:500]
@@ -309,7 +323,7 @@ async def test_limits_answer_as_described(
         enumeration_quota=2,
         max_header_size=2048,  # below aiohttp's own limit, which answers without the middleware
     )
-    sim = Sim(await aiohttp_client(create_app(settings)), settings.db)
+    sim = Sim(await aiohttp_client(_watched(settings, conformance)), settings.db)
     limited = await sim.identify("+79001110001")
     assert limited.headers["RateLimit-Policy"] == '"messenger";q=3;w=60'
     await _status(limited, 201)
@@ -330,7 +344,7 @@ async def test_a_body_that_does_not_arrive_is_answered_as_described(
     aiohttp_client: AiohttpClient, tmp_path: Path, conformance: Conformance
 ) -> None:
     settings = Settings(db=tmp_path / "slow.db", clock="manual", client_timeout=0.5)
-    sim = Sim(await aiohttp_client(create_app(settings)), settings.db)
+    sim = Sim(await aiohttp_client(_watched(settings, conformance)), settings.db)
     port = sim.client.server.port
     assert port is not None
     head = (
