@@ -88,6 +88,7 @@ __all__ = [
     "OperatorList",
     "PortRequest",
     "Problem",
+    "ProblemError",
     "Routing",
     "Rule",
     "RuleAction",
@@ -256,13 +257,18 @@ Duration = Annotated[
     Strict(False),
     BeforeValidator(_non_negative),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    # Given as an ISO 8601 duration or a number of seconds; always rendered as the former.
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "string", "format": "duration", "example": "PT20M"},
                 {"type": "number", "minimum": 0},
             ]
-        }
+        },
+        mode="validation",
+    ),
+    WithJsonSchema(
+        {"type": "string", "format": "duration", "example": "PT20M"}, mode="serialization"
     ),
 ]
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -276,27 +282,59 @@ WebhookUrl = Annotated[
 
 class _In(BaseModel):
     # Strict: JSON `false` is not 0 and `"5"` is not 5; durations alone accept numbers.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Rendered back (a rule's match and action), every field is there: required in output.
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_serialization_defaults_required=True
+    )
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every field is rendered, defaults too: all of them are required in the schema.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+def _left_out_when_none(schema: dict[str, Any]) -> None:
+    """A field rendered only when it has a value: absent, never null, in the schema."""
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        schema.update(next(b for b in branches if b.get("type") != "null"))
+    schema.pop("default", None)
 
 
 # --- service -------------------------------------------------------------------------
 
 
+class ProblemError(_Out):
+    """One validation error: where it is (``loc``), what is wrong (``msg``), its kind."""
+
+    loc: list[str | int] = Field(description="The path to the value: field names and indexes.")
+    msg: str
+    type: str = Field(description="A stable kind, such as missing or invalid_msisdn.")
+
+
 class Problem(_Out):
-    """RFC 9457 problem details with a stable machine-readable ``code``."""
+    """RFC 9457 problem details with a stable machine-readable ``code``.
+
+    Rendered without the fields that have no value: ``instance`` and ``errors`` are left
+    out rather than null.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=False)
 
     type: str
     title: str
     status: int
     detail: str
-    code: str
-    instance: str | None = None
-    request_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    code: str = Field(description="Stable and machine-readable: branch on this.")
+    instance: str | None = Field(
+        default=None, description="The request path.", json_schema_extra=_left_out_when_none
+    )
+    request_id: str = Field(description="As in the X-Request-Id header.")
+    errors: list[ProblemError] | None = Field(
+        default=None,
+        description="Validation errors, when there are some.",
+        json_schema_extra=_left_out_when_none,
+    )
 
 
 class Health(_Out):
@@ -395,7 +433,9 @@ class MessengerPatch(_In):
     """Body of ``PATCH /admin/v1/messengers/{id}``: only the fields given change."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
-        default=None, description="A new display name (null is refused)."
+        default=None,
+        description="A new display name; omit it to keep the name (null is refused).",
+        json_schema_extra=_left_out_when_none,
     )
     webhook_url: WebhookUrl | None = Field(
         default=None,

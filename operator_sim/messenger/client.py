@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict
 
 from operator_sim import __version__
 from operator_sim.messenger.checks import (
@@ -44,7 +45,6 @@ from operator_sim.wire import (
     MAX_WAIT_SECONDS,
     IdentificationCode,
     IdentificationRequest,
-    Problem,
     Routing,
 )
 
@@ -349,12 +349,22 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None
     return bytes(body)
 
 
+class _ProblemView(BaseModel):
+    """What the client reads of a problem body: its code and detail, whatever else it has
+    (an operator's problem need not carry every field the simulator's does)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    detail: str = ""
+
+
 def _problem(
     status: int, content_type: str, body: bytes, retry_after: float | None, secret: str | None
 ) -> ApiError:
     if content_type == "application/problem+json":
         try:
-            problem = Problem.model_validate_json(body)
+            problem = _ProblemView.model_validate_json(body)
         except ValueError:
             pass
         else:

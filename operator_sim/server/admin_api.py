@@ -220,7 +220,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: OperatorList},
-        problems=(401,),
     ),
     Endpoint(
         "POST",
@@ -231,7 +230,8 @@ ENDPOINTS = (
         "admin",
         body=MessengerCreate,
         responses={201: MessengerCreated},
-        problems=(400, 401, 409, 413, 415, 422),
+        problems=("conflict",),
+        headers={201: ("Location",)},
     ),
     Endpoint(
         "GET",
@@ -241,7 +241,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: MessengerList},
-        problems=(401,),
     ),
     Endpoint(
         "GET",
@@ -251,7 +250,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: Messenger},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "PATCH",
@@ -262,7 +261,7 @@ ENDPOINTS = (
         "admin",
         body=MessengerPatch,
         responses={200: Messenger},
-        problems=(400, 401, 404, 413, 415, 422),
+        problems=("not_found",),
         description="Only the fields given change. A new `webhook_url` takes the pending "
         "webhook deliveries with it; `null` removes it and fails the pending ones (the feed "
         "keeps every event).",
@@ -276,7 +275,7 @@ ENDPOINTS = (
         "admin",
         body=SubscriberUpsert,
         responses={200: SubscribersUpserted},
-        problems=(400, 401, 413, 415, 422),
+        problems=("invalid_msisdn",),
     ),
     Endpoint(
         "GET",
@@ -286,7 +285,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: Subscriber},
-        problems=(401, 404, 422),
+        problems=("not_found",),
     ),
     Endpoint(
         "GET",
@@ -296,7 +295,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalPage},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             *_JOURNAL_FILTERS,
             Param(
@@ -314,7 +313,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalCount},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=_JOURNAL_FILTERS,
         description="The same filters as the journal; e.g. how many requests a messenger "
         "sent for one number.",
@@ -327,7 +326,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: CallPage},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             *_JOURNAL_FILTERS,
             _ENDPOINT_FILTER,
@@ -350,7 +349,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalCount},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(*_JOURNAL_FILTERS, _ENDPOINT_FILTER),
     ),
     Endpoint(
@@ -361,7 +360,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: CodeList},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             Param("messenger_id", _ID_PARAM, "Only this messenger's."),
             Param("operator_id", _ID_PARAM, "Only those registered with this operator."),
@@ -389,7 +388,7 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={204: None},
-        problems=(400, 401, 404, 415, 422),
+        problems=("not_found",),
         description="Clears this messenger's requests, codes, idempotency keys, journal "
         "entries, events, scheduled work, rule counters and the runtime rules that match "
         "only this messenger. Other messengers keep theirs.",
@@ -402,7 +401,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: ClockView},
-        problems=(401,),
     ),
     Endpoint(
         "PUT",
@@ -413,7 +411,6 @@ ENDPOINTS = (
         "admin",
         body=ClockSet,
         responses={200: ClockView},
-        problems=(400, 401, 413, 415, 422),
     ),
     Endpoint(
         "POST",
@@ -424,7 +421,6 @@ ENDPOINTS = (
         "admin",
         body=ClockAdvance,
         responses={200: ClockAdvanced},
-        problems=(400, 401, 413, 415, 422),
     ),
     Endpoint(
         "POST",
@@ -435,6 +431,5 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={204: None},
-        problems=(400, 401, 415, 422),
     ),
 )
