@@ -80,7 +80,8 @@ ENDPOINTS = (
         "events",
         "messenger",
         responses={200: EventPage},
-        problems=(401, 404, 422),
+        # 409 cursor_unknown: a cursor this feed never gave this messenger.
+        problems=(401, 404, 409, 422),
         params=(
             Param(
                 "after",
