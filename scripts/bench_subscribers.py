@@ -2,16 +2,18 @@
 """Benchmark browsing subscribers over HTTP: pages and samples at 1k to 10M subscribers.
 
 Usage: python scripts/bench_subscribers.py [--sizes 1000 100000 1000000 10000000]
-                                           [--calls 200] [--limit 100] [--db PATH]
+                                           [--calls 200] [--limit 100] [--dir DIR]
 
-One database grows from the smallest size to the largest: each step seeds the missing
-subscribers with ``operator_sim.seeding.seed_database`` (as ``operator-sim seed`` does;
-10,000,000 take minutes; ``--db`` keeps the database, and a later run on it seeds only
-what is missing), then starts the server on it in-process on a loopback port and
-times ``GET /admin/v1/subscribers`` and ``GET /admin/v1/subscribers/sample`` through HTTP
-with aiohttp, one call at a time: for each query, ``--calls`` pages at random depths (an
-``after`` drawn at random in the fixture's ranges), or samples with random seeds. It prints
-p50 and p99 per query and size, and the query plans of the listing's statements.
+One database per size is seeded with ``operator_sim.seeding.seed_database`` (as
+``operator-sim seed`` does; 10,000,000 take minutes and about 8 GB; ``--dir`` keeps the
+databases, and a later run seeds only what is missing). A server is started on each, in
+process on loopback ports, and ``GET /admin/v1/subscribers`` and
+``GET /admin/v1/subscribers/sample`` are timed through HTTP with aiohttp, one call at a
+time: pages at random depths (an ``after`` drawn at random in the fixture's ranges), and
+samples with random seeds. The sizes take turns, ten calls each, until every size had
+``--calls`` calls of a query: the speed of a shared machine drifts within seconds, and
+taking turns exposes every size to the same drift. It prints p50 and p99 per query and
+size, and the query plans of the listing's statements.
 
 ``status`` and ``data_complete`` are checked on the records a page walks past, so a rare
 value (a tenth of the records are terminated here) makes a page walk about ten times as
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import random
 import sqlite3
@@ -29,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -59,6 +62,8 @@ QUERIES: tuple[tuple[str, str, Mapping[str, str]], ...] = (
     ("sample", "n=100", {"n": "100"}),
     ("sample", "n=100&operator_id=delta", {"n": "100", "operator_id": "delta"}),
 )
+_TURN = 10
+"""Calls of one size before the next size's turn."""
 
 
 def _after(rng: random.Random, query: Mapping[str, str]) -> str:
@@ -72,61 +77,68 @@ def _after(rng: random.Random, query: Mapping[str, str]) -> str:
 
 def _percentiles(samples: list[float]) -> str:
     cuts = statistics.quantiles(samples, n=100)
-    return f"p50 {cuts[49] * 1e3:7.2f} ms  p99 {cuts[98] * 1e3:7.2f} ms"
+    return f"p50 {cuts[49] * 1e3:6.2f} ms  p99 {cuts[98] * 1e3:6.2f} ms"
 
 
-async def _time(
+async def _call(
     session: aiohttp.ClientSession,
     url: str,
     kind: str,
     query: Mapping[str, str],
     *,
-    calls: int,
     limit: int,
     rng: random.Random,
-) -> tuple[list[float], int]:
-    samples: list[float] = []
-    returned = 0
-    for _ in range(calls):
-        if kind == "list":
-            params = {**query, "limit": str(limit), "after": _after(rng, query)}
-            path = "/admin/v1/subscribers"
-        else:
-            params = {**query, "seed": str(rng.randrange(1 << 62))}
-            path = "/admin/v1/subscribers/sample"
-        started = time.perf_counter()
-        async with session.get(f"{url}{path}", params=params, headers=ADMIN) as resp:
-            body = await resp.json()
-        samples.append(time.perf_counter() - started)
-        if resp.status != 200:
-            raise SystemExit(f"{path} {params}: {resp.status} {body}")
-        returned += len(body["subscribers"])
-    return samples, returned
+) -> tuple[float, int]:
+    """One timed call: its duration and how many subscribers it returned."""
+    if kind == "list":
+        params = {**query, "limit": str(limit), "after": _after(rng, query)}
+        path = "/admin/v1/subscribers"
+    else:
+        params = {**query, "seed": str(rng.randrange(1 << 62))}
+        path = "/admin/v1/subscribers/sample"
+    started = time.perf_counter()
+    async with session.get(f"{url}{path}", params=params, headers=ADMIN) as resp:
+        body = await resp.json()
+    spent = time.perf_counter() - started
+    if resp.status != 200:
+        raise SystemExit(f"{path} {params}: {resp.status} {body}")
+    return spent, len(body["subscribers"])
 
 
-async def _measure(db: Path, size: int, *, calls: int, limit: int) -> None:
-    app = create_app(Settings(db=db, clock="manual"))
-    runner = web.AppRunner(app, access_log=None)
+@contextlib.asynccontextmanager
+async def _server(db: Path) -> AsyncIterator[str]:
+    runner = web.AppRunner(create_app(Settings(db=db, clock="manual")), access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        rng = random.Random(size)  # noqa: S311 (benchmark input, not secrets)
-        async with aiohttp.ClientSession() as session:
-            await _time(session, url, "list", {}, calls=20, limit=limit, rng=rng)  # warm-up
-            for kind, name, query in QUERIES:
-                samples, returned = await _time(
-                    session, url, kind, query, calls=calls, limit=limit, rng=rng
-                )
-                label = f"{kind} {name}"
-                print(
-                    f"{size:>11,}  {label:<46} {_percentiles(samples)}  "
-                    f"({returned / calls:.0f} records a call)",
-                    flush=True,
-                )
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+async def _measure(dbs: dict[int, Path], *, calls: int, limit: int) -> None:
+    rng = random.Random(1801)  # noqa: S311 (benchmark input, not secrets)
+    async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as session:
+        urls = {size: await stack.enter_async_context(_server(db)) for size, db in dbs.items()}
+        for url in urls.values():  # warm-up
+            for _ in range(_TURN):
+                await _call(session, url, "list", {}, limit=limit, rng=rng)
+        for kind, name, query in QUERIES:
+            samples: dict[int, list[float]] = {size: [] for size in urls}
+            returned = dict.fromkeys(urls, 0)
+            while any(len(s) < calls for s in samples.values()):
+                for size, url in urls.items():
+                    for _ in range(min(_TURN, calls - len(samples[size]))):
+                        spent, count = await _call(session, url, kind, query, limit=limit, rng=rng)
+                        samples[size].append(spent)
+                        returned[size] += count
+            for size in urls:
+                label = f"{kind} {name}"
+                print(
+                    f"{label:<44} {size:>11,}  {_percentiles(samples[size])}  "
+                    f"({returned[size] / calls:.0f} a call)",
+                    flush=True,
+                )
 
 
 def _plans(db: Path) -> None:
@@ -144,7 +156,7 @@ def _plans(db: Path) -> None:
             page = functools.partial(
                 subscribers.list_subscribers,
                 selection=selection,
-                after="+79100000000",
+                after="+79150000000",
                 limit=101,
                 operator_spans=spans,
             )
@@ -156,53 +168,53 @@ def _plans(db: Path) -> None:
                 print(f"plan ({name}): {'; '.join(query_plan(db, sql))}")
 
 
-def _count(db: Path) -> int:
+def _seeded(db: Path) -> int:
+    if not db.exists():
+        return 0
     conn = sqlite3.connect(db)
     try:
-        return int(
-            conn.execute("SELECT count(*) FROM subscribers WHERE source = 'seed'").fetchone()[0]
-        )
+        row = conn.execute("SELECT count(*) FROM subscribers WHERE source = 'seed'").fetchone()
+        return int(row[0])
     finally:
         conn.close()
 
 
 def main() -> int:
-    """Grow the database size by size and time the listing at each."""
+    """Seed a database per size, then time the listing on all of them, taking turns."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[1_000, 100_000, 1_000_000, 10_000_000]
     )
     parser.add_argument("--calls", type=int, default=200, help="calls per query and size")
     parser.add_argument("--limit", type=int, default=100, help="page size")
-    parser.add_argument("--db", type=Path, help="grow (and keep) this database file")
+    parser.add_argument("--dir", type=Path, help="keep (and reuse) the databases here")
     args = parser.parse_args()
     configure_logging("warning", "json")  # a log line per request would be timed too
     print(
         f"bench_subscribers: sizes {', '.join(f'{s:,}' for s in args.sizes)}; {args.calls} "
-        f"calls per query, pages of {args.limit}, one at a time over HTTP; seeded with 10% "
-        f"incomplete and 10% terminated; SQLite {sqlite3.sqlite_version}, Faker {FAKER_VERSION}"
+        f"calls per query and size, pages of {args.limit}, one at a time over HTTP; seeded "
+        f"with 10% incomplete and 10% terminated; SQLite {sqlite3.sqlite_version}, "
+        f"Faker {FAKER_VERSION}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-subscribers-") as tmp:
-        db = args.db or Path(tmp) / "subscribers.db"
-        for step, size in enumerate(sorted(args.sizes)):
-            missing = size - _count(db) if db.exists() else size
+        where = args.dir or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        dbs = {size: where / f"subscribers-{size}.db" for size in sorted(args.sizes)}
+        for size, db in dbs.items():
+            missing = size - _seeded(db)
             if missing < 0:
                 raise SystemExit(f"{db} holds more than {size:,} seeded subscribers")
             if missing:
                 summary = seed_database(
-                    db_path=db,
-                    count=missing,
-                    seed=1801 + step,
-                    incomplete_share=0.1,
-                    terminated_share=0.1,
+                    db_path=db, count=missing, incomplete_share=0.1, terminated_share=0.1
                 )
                 print(
-                    f"seeded {missing:,} more in {summary.seconds:.1f} s "
+                    f"seeded {missing:,} into {db.name} in {summary.seconds:.1f} s "
                     f"({summary.rows_per_second:,.0f} rows/s)",
                     flush=True,
                 )
-            asyncio.run(_measure(db, size, calls=args.calls, limit=args.limit))
-        _plans(db)
+        asyncio.run(_measure(dbs, calls=args.calls, limit=args.limit))
+        _plans(dbs[max(dbs)])
     return 0
 
 

@@ -204,8 +204,8 @@ CREATE INDEX idempotency_keys_request ON idempotency_keys (request_id);
 # ranges), but not a record held outside its operator's ranges: one written by the admin
 # API or a fixture, or one a port moved (``moved``). Those, and only those, are in a
 # partial index by operator. An index of every record by operator would cost seeding
-# about a fifth of its speed (measured with scripts/bench_seed.py); this one costs it
-# nothing, since no seeded row enters it.
+# about a sixth of its speed; this one costs nothing measurable, since no seeded row
+# enters it (scripts/bench_seed_index.py).
 _V4 = """
 ALTER TABLE messengers ADD COLUMN previous_key_hash TEXT;
 ALTER TABLE messengers ADD COLUMN previous_key_until INTEGER;
