@@ -16,11 +16,9 @@ from itertools import accumulate
 __all__ = ["sample_points"]
 
 
-def sample_points(
-    ranges: Sequence[tuple[int, int]], count: int, rng: random.Random
-) -> list[tuple[int, int]]:
-    """``count`` points ``(number, end of its range)`` drawn uniformly over inclusive
-    ``(low, high)`` ranges; none when there are no ranges."""
+def sample_points(ranges: Sequence[tuple[int, int]], count: int, rng: random.Random) -> list[int]:
+    """``count`` numbers drawn uniformly over inclusive ``(low, high)`` ranges; none when
+    there are no ranges."""
     if not ranges:
         return []
     sizes = [high - low + 1 for low, high in ranges]
@@ -29,7 +27,5 @@ def sample_points(
     for _ in range(count):
         index = rng.randrange(ends[-1])
         which = bisect_right(ends, index)
-        low, high = ranges[which]
-        before = ends[which] - sizes[which]
-        points.append((low + index - before, high))
+        points.append(ranges[which][0] + index - (ends[which] - sizes[which]))
     return points

@@ -123,6 +123,7 @@ async def get_subscriber(request: web.Request) -> web.StreamResponse:
 
 _PREFIX_PATTERN = r"^\+[1-9][0-9]{0,14}$"
 _PREFIX_RE = re.compile(_PREFIX_PATTERN)
+_MAX_SEED = 2**63 - 1
 
 
 def _bad_query(name: str, detail: str) -> errors.ValidationFailed:
@@ -178,9 +179,6 @@ async def sample_subscribers(request: web.Request) -> web.StreamResponse:
         selection, count=count, seed=None if seed < 0 else seed
     )
     return json_response(sample)
-
-
-_MAX_SEED = 2**63 - 1
 
 
 def _journal_filter(request: web.Request) -> JournalFilter:

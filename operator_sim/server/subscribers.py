@@ -130,7 +130,7 @@ class Subscribers:
             spans = subscribers.number_spans(ranges) if operator_id is not None else []
             rng = random.Random(f"operator-sim/sample/{rng_seed}")  # noqa: S311 (test data)
             taken: dict[str, None] = {}  # drawn numbers, in the order drawn
-            for number, _high in sample_points(ranges, _sample_draws(count), rng):
+            for number in sample_points(ranges, _sample_draws(count), rng):
                 found, exhausted = await subscribers.first_untaken(
                     conn, f"+{number}", selection, taken, spans=spans, window=_SAMPLE_WINDOW
                 )
