@@ -89,6 +89,11 @@ _RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     wire.DeliveryAttempt,
     wire.RuleSpec,
     wire.Rule,
+    wire.Rotation,
+    wire.KeyRotated,
+    wire.WebhookSecretRotated,
+    wire.SubscriberPage,
+    wire.SubscriberSample,
 )
 
 

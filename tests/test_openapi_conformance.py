@@ -236,6 +236,13 @@ async def _admin_flows(sim: Sim) -> None:
     await _status(await sim.admin("GET", "/journal?endpoint=nope"), 422, "validation_error")
     await _status(await sim.admin("GET", "/codes?state=ended"), 200)
     await _status(await sim.admin("GET", "/codes?state=zombie"), 422, "validation_error")
+    await _status(await sim.admin("GET", "/subscribers?limit=2&operator_id=alfa"), 200)
+    await _status(await sim.admin("GET", "/subscribers?status=gone"), 422, "validation_error")
+    await _status(await sim.admin("GET", "/subscribers/sample?n=2&seed=7"), 200)
+    await _status(await sim.admin("POST", "/messengers", {"id": "rotator", "name": "R"}), 201)
+    await _status(await sim.admin("POST", "/messengers/rotator/rotate-key", {"grace": "PT1M"}), 200)
+    await _status(await sim.admin("POST", "/messengers/rotator/rotate-webhook-secret", {}), 200)
+    await _status(await sim.admin("POST", "/messengers/nobody/rotate-key", {}), 404, "not_found")
 
     rule = {"id": "teapot", "match": {"msisdn": "+79000000222"}, "action": {"type": "http_error"}}
     rule["action"] = {"type": "http_error", "status": 418, "retry_after": 3}

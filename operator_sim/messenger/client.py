@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -121,7 +122,11 @@ class _Call:
 
 
 class OperatorClient:
-    """The messenger-facing calls of the operator API, typed and validated."""
+    """The messenger-facing calls of the operator API, typed and validated.
+
+    ``ssl`` is the TLS context for an https ``base_url`` (a private authority, a client
+    certificate); by default the system's authorities verify the server.
+    """
 
     def __init__(
         self,
@@ -133,8 +138,12 @@ class OperatorClient:
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[str, str, OperatorClientError, float], None] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        ssl: SSLContext | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        # An https operator is verified against the system's authorities unless ``ssl``
+        # says otherwise (a private authority, a client certificate for mTLS).
+        self._ssl: SSLContext | bool = True if ssl is None else ssl
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
@@ -317,6 +326,7 @@ class OperatorClient:
                 params=call.params,
                 timeout=timeout,
                 allow_redirects=False,
+                ssl=self._ssl,
             ) as resp:
                 body = await _read_capped(resp, self._max_body)
                 if body is None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict
 
@@ -81,6 +82,7 @@ class MessengerOptions(TypedDict, total=False):
     max_response_bytes: int
     reveal_numbers: bool
     lease: LeasePolicy | None
+    ssl: SSLContext | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,8 @@ class Messenger:
     failures; ``request_timeout`` (seconds) per HTTP call; ``max_response_bytes`` read at
     most of a response; ``observer`` receives every :class:`Step`; ``reveal_numbers`` shows
     full phone numbers and what users typed in steps and log lines (masked by default);
-    ``lease`` for several instances on one database.
+    ``lease`` for several instances on one database; ``ssl``, the TLS context for an
+    https operator (a private authority, a client certificate for mTLS).
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class Messenger:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         reveal_numbers: bool = False,
         lease: LeasePolicy | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self._client = OperatorClient(
             base_url,
@@ -135,6 +139,7 @@ class Messenger:
             timeout=request_timeout,
             on_retry=self._on_retry,
             max_response_bytes=max_response_bytes,
+            ssl=ssl,
         )
         self._db_path = db_path
         self._webhook_secret = webhook_secret
