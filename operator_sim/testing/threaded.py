@@ -118,7 +118,8 @@ class ThreadedOperatorSim:
             client_ssl=client_ssl,
             webhook_ca=webhook_ca,
         )
-        self._call_timeout = call_timeout
+        self.call_timeout = call_timeout
+        """Seconds a blocking helper (and the start) may take before ``TimeoutError``."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         # Set from the server thread: started (or why not), and finished (or why it failed).
@@ -150,7 +151,7 @@ class ThreadedOperatorSim:
         )
         self._thread.start()
         try:
-            self._ready.result(timeout=self._call_timeout)
+            self._ready.result(timeout=self.call_timeout)
         except BaseException:
             self.stop()
             raise
@@ -210,10 +211,10 @@ class ThreadedOperatorSim:
             raise RuntimeError(f"{name}() called from the server's own thread; await the loop")
         future = asyncio.run_coroutine_threadsafe(call(self._sim), loop)
         try:
-            return future.result(timeout=self._call_timeout)
+            return future.result(timeout=self.call_timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise TimeoutError(f"{name}() did not finish within {self._call_timeout:g} s") from None
+            raise TimeoutError(f"{name}() did not finish within {self.call_timeout:g} s") from None
 
     # --- what the code under test needs ------------------------------------------------
 
