@@ -710,6 +710,9 @@ class CallEntry(_Out):
     http_status: int = Field(description="What the server answered; 0: the connection dropped.")
     rule_id: str | None = Field(description="The fault rule that acted on the call, if any.")
     replayed: bool = Field(description="An idempotent replay of an earlier call.")
+    request_id: str | None = Field(
+        description="The identification request the call created or read, when there is one."
+    )
 
 
 class CallPage(_Out):

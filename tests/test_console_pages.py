@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.conftest import AiohttpClient
+from tests.conftest import DEMO_KEY, IR_PATH, AiohttpClient
 from tests.console_support import attr, demo_console, tagged, text_of
 
 
@@ -58,6 +58,42 @@ async def test_journal_filters_by_number_and_by_messenger(
     assert "msisdn=%2B79000000002" in attr(by_number, "sse-connect")
     other = await console.page("/ui/journal?messenger_id=nobody")
     assert tagged(other, "journal-row") == []
+
+
+async def test_journal_shows_every_kind_of_call_and_filters_by_endpoint(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    created = await (await console.identify("+79000000001")).json()
+    auth = {"Authorization": f"Bearer {DEMO_KEY}"}
+    read = await console.client.get(
+        IR_PATH.format(operator="alfa") + f"/{created['id']}", headers=auth
+    )
+    assert read.status == 200
+    routed = await console.client.get("/v1/routing/+79000000002", headers=auth)
+    assert routed.status == 200
+    page = await console.page("/ui/journal")
+    rows = tagged(page, "journal-row")
+    assert [attr(row, "data-endpoint") for row in rows] == [
+        "routing.get",
+        "identification.get",
+        "identification.create",
+    ]
+    # The read links to the request it read.
+    assert f'href="/ui/requests/{created["id"]}"' in page
+    only_reads = await console.page("/ui/journal?endpoint=identification.get")
+    [row] = tagged(only_reads, "journal-row")
+    assert attr(row, "data-endpoint") == "identification.get"
+    assert "endpoint=identification.get" in attr(only_reads, "sse-connect")
+    assert 'value="identification.get" selected' in only_reads
+
+
+async def test_journal_refuses_an_unknown_endpoint(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    page = await console.page("/ui/journal?endpoint=nope", status=422)
+    assert "identification.create" in page
 
 
 async def test_journal_refuses_a_number_that_is_not_e164(

@@ -32,6 +32,7 @@ from operator_sim.store import outbox as outbox_store
 from operator_sim.store import requests as requests_store
 from operator_sim.store.overview import Counts
 from operator_sim.wire import (
+    CallEntry,
     ClockAdvanced,
     ClockView,
     Delivery,
@@ -169,6 +170,18 @@ class Backend:
         """The journal of identification POSTs, newest first (``GET /admin/v1/requests``)."""
         selection = JournalFilter(messenger_id=messenger_id, msisdn=msisdn)
         return await self._services.journal.requests(selection, limit=limit)
+
+    async def calls(
+        self,
+        *,
+        messenger_id: str | None,
+        msisdn: str | None,
+        endpoint: str | None,
+        limit: int,
+    ) -> list[CallEntry]:
+        """Every kind of messenger-facing call, newest first (``GET /admin/v1/journal``)."""
+        selection = JournalFilter(messenger_id=messenger_id, msisdn=msisdn, endpoint=endpoint)
+        return await self._services.journal.calls(selection, limit=limit)
 
     async def request_detail(self, request_id: str) -> RequestDetail | None:
         """One request with the rule that fired and its events' deliveries; None if unknown."""

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from operator_sim import errors
 from operator_sim.console.backend import Backend, Change, ChangeKind
-from operator_sim.wire import ID_PATTERN, is_msisdn
+from operator_sim.wire import ENDPOINT_NAMES, ID_PATTERN, is_msisdn
 
 __all__ = ["JOURNAL_LIMIT", "LIST_LIMIT", "Part", "View", "view_for"]
 
@@ -69,19 +69,22 @@ class CountersPart(Part):
 
 @dataclass(frozen=True)
 class JournalPart(Part):
-    """The newest identification POSTs, optionally of one messenger or number."""
+    """The newest messenger-facing calls, optionally of one messenger, endpoint or number."""
 
     messenger_id: str | None = None
     msisdn: str | None = None
+    endpoint: str | None = None
     event = "journal"
     template = "fragments/journal_rows.html"
-    # Request changes too: each row shows its request's current status.
-    kinds = frozenset({"journal", "request", "reset"})
+    kinds = frozenset({"journal", "reset"})
 
     async def context(self, backend: Backend) -> dict[str, Any]:
         """The entries, newest first."""
-        entries = await backend.journal(
-            messenger_id=self.messenger_id, msisdn=self.msisdn, limit=JOURNAL_LIMIT
+        entries = await backend.calls(
+            messenger_id=self.messenger_id,
+            msisdn=self.msisdn,
+            endpoint=self.endpoint,
+            limit=JOURNAL_LIMIT,
         )
         return {"entries": entries}
 
@@ -180,6 +183,18 @@ def _msisdn(params: Mapping[str, str]) -> str | None:
     return value
 
 
+def _endpoint(params: Mapping[str, str]) -> str | None:
+    value = params.get("endpoint", "").strip()
+    if not value:
+        return None
+    if value not in ENDPOINT_NAMES:
+        raise errors.ValidationFailed(
+            f"endpoint: one of {', '.join(ENDPOINT_NAMES)}",
+            errors=[{"loc": ["endpoint"], "msg": "not an endpoint", "type": "enum"}],
+        )
+    return value
+
+
 def _entity(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name, "").strip()
     if not value:
@@ -206,10 +221,13 @@ def view_for(page: str, params: Mapping[str, str]) -> View:
         return View(page, (clock, CountersPart()))
     if page == "journal":
         messenger_id, msisdn = _entity(params, "messenger_id"), _msisdn(params)
+        endpoint = _endpoint(params)
         chosen = {
-            k: v for k, v in (("messenger_id", messenger_id), ("msisdn", msisdn)) if v is not None
+            k: v
+            for k, v in (("messenger_id", messenger_id), ("endpoint", endpoint), ("msisdn", msisdn))
+            if v is not None
         }
-        return View(page, (clock, JournalPart(messenger_id, msisdn)), chosen)
+        return View(page, (clock, JournalPart(messenger_id, msisdn, endpoint)), chosen)
     if page == "request":
         request_id = _request_id(params)
         return View(page, (clock, RequestPart(request_id)), {"id": request_id})

@@ -13,7 +13,7 @@ from operator_sim.console.middleware import error_response, see_other, set_sessi
 from operator_sim.console.render import page, plain_page
 from operator_sim.console.security import SESSION_COOKIE, cross_site, safe_next
 from operator_sim.console.state import CONSOLE
-from operator_sim.wire import RuleEndpoint, is_msisdn
+from operator_sim.wire import ENDPOINT_NAMES, RuleEndpoint, is_msisdn
 
 __all__ = [
     "deliveries",
@@ -46,10 +46,15 @@ async def overview(request: web.Request) -> web.StreamResponse:
 
 
 async def journal(request: web.Request) -> web.StreamResponse:
-    """``/ui/journal``: identification POSTs as they arrive, filterable."""
+    """``/ui/journal``: messenger-facing calls as they arrive, filterable."""
     view = view_for("journal", request.query)
     messengers = await request.app[CONSOLE].backend.messengers()
-    extra = {"messengers": messengers, "filters": view.params, "limit": JOURNAL_LIMIT}
+    extra = {
+        "messengers": messengers,
+        "endpoints": ENDPOINT_NAMES,
+        "filters": view.params,
+        "limit": JOURNAL_LIMIT,
+    }
     return await page(request, "journal.html", view, extra)
 
 
@@ -94,8 +99,8 @@ async def subscriber(request: web.Request) -> web.StreamResponse:
     extra = {
         "subscriber": found,
         "operators": await backend.operators(),
-        "recent": await backend.journal(
-            messenger_id=None, msisdn=msisdn, limit=_SUBSCRIBER_JOURNAL
+        "recent": await backend.calls(
+            messenger_id=None, msisdn=msisdn, endpoint=None, limit=_SUBSCRIBER_JOURNAL
         ),
     }
     return await page(request, "subscriber.html", view_for("subscribers", {}), extra)

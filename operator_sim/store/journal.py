@@ -161,7 +161,8 @@ async def list_calls(conn: Conn, selection: JournalFilter, *, limit: int) -> lis
     clause, params = selection.where()
     sql = (
         "SELECT j.id, j.received_at, j.messenger_id, j.operator_id, j.endpoint, j.method, "  # noqa: S608 (see JournalFilter.where)
-        f"j.path, j.msisdn, j.http_status, j.rule_id, j.replayed FROM journal j {clause} "
+        f"j.path, j.msisdn, j.http_status, j.rule_id, j.replayed, j.request_id "
+        f"FROM journal j {clause} "
         "ORDER BY j.id DESC LIMIT ?"
     )
     params.append(limit)
@@ -180,6 +181,7 @@ async def list_calls(conn: Conn, selection: JournalFilter, *, limit: int) -> lis
             http_status=row[8],
             rule_id=row[9],
             replayed=bool(row[10]),
+            request_id=row[11],
         )
         for row in rows
     ]
