@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from operator_sim import errors
-from operator_sim.logs import CURRENT_REQUEST_ID, is_enabled
+from operator_sim.logs import CURRENT_REQUEST_ID, is_enabled, log_fields
 from operator_sim.server.keys import MESSENGER_ID, METRICS, REQUEST_ID, SETTINGS
 from operator_sim.wire import Problem
 
@@ -269,12 +269,16 @@ def _access_log(
 ) -> None:
     if not is_enabled(logging.INFO):
         return
-    log.info(
+    log_fields(
+        log,
+        "info",
         "request",
-        request_id=request_id,
-        method=request.method,
-        route=route,
-        status=status,
-        duration_ms=round(elapsed * 1000, 2),
-        messenger_id=request.get(MESSENGER_ID),
+        {
+            "request_id": request_id,
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "messenger_id": request.get(MESSENGER_ID),
+        },
     )
