@@ -4,12 +4,16 @@ Starts (a) a bare aiohttp app with one JSON POST endpoint (scripts/bench_bare.py
 (b) operator-sim on a fresh database seeded with 1,000,000 subscribers, drives both with
 `wrk` (Lua scripts in scripts/wrk/) at 50 connections for a fixed time, and prints for
 each workload requests/s, p50/p99 latency, errors and the server's peak RSS, then the
-ratio operator-sim / bare. Also: GET of an answered request, code registration, CPU of
-1,000 idle long-poll waiters, point-lookup latency at 1,000 vs 1,000,000 subscribers, and
-start-up time on an existing database.
+ratio operator-sim / bare. Then the cost of the default log level: operator-sim as users
+run it (`info`, one JSON line per request, stderr redirected to a file so writing is
+counted) against the same server at `--log-level warning`, on a copy of the same database.
+Also: GET of an answered request, code registration, CPU of 1,000 idle long-poll waiters,
+point-lookup latency at 1,000 vs 1,000,000 subscribers, and start-up time on an existing
+database.
 
-The POST comparison runs in interleaved rounds (bare, then operator-sim, again and
-again) and reports the median ratio: a shared machine's speed drifts by tens of percent
+The POST comparison runs in interleaved rounds (bare, then operator-sim at `warning` and at
+`info`, again and again; the two log levels swap places every round) and reports the
+median ratios: a shared machine's speed drifts by tens of percent
 over a minute, and interleaving exposes both servers to the same drift. Every wrk run
 is preceded by a short warm-up whose figures are discarded. The bare app runs on
 asyncio's own loop (the baseline); when uvloop is installed it is also measured on
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,16 +78,24 @@ class Server:
         self.proc.wait(timeout=60)
 
 
-def start(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Server:
-    """Start a server that prints `listening on URL` and wait for that line."""
+def start(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None, stderr: Path | None = None
+) -> Server:
+    """Start a server that prints `listening on URL` and wait for that line.
+
+    Its stderr (the log) goes to the file ``stderr`` if given, else to /dev/null.
+    """
+    err = stderr.open("ab") if stderr else None
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=err or subprocess.DEVNULL,
         text=True,
         env={**os.environ, **(env or {})},
     )
+    if err:
+        err.close()  # the child holds its own descriptor
     line = proc.stdout.readline().strip() if proc.stdout else ""
     if not line.startswith("listening on "):
         proc.kill()
@@ -89,8 +103,10 @@ def start(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Serv
     return Server(proc, line.removeprefix("listening on "))
 
 
-def operator_sim(db: Path, cwd: Path) -> Server:
-    """operator-sim on ``db`` with quiet logs."""
+def operator_sim(db: Path, cwd: Path, log: Path | None = None) -> Server:
+    """operator-sim on ``db``: quiet logs, or with ``log`` as users run it (the default
+    level, stderr redirected to that file, so JSON lines)."""
+    level = [] if log else ["--log-level", "warning"]
     return start(
         [
             sys.executable,
@@ -101,10 +117,10 @@ def operator_sim(db: Path, cwd: Path) -> Server:
             "0",
             "--db",
             str(db),
-            "--log-level",
-            "warning",
+            *level,
         ],
         cwd,
+        stderr=log,
     )
 
 
@@ -117,12 +133,16 @@ class WrkResult:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: float | None = None
+    """The server's CPU time per request, when the server was given: steadier than
+    requests/s on a shared machine, since another process's load slows it less."""
 
     def line(self) -> str:
         """One readable line."""
+        cpu = f"   CPU {self.cpu_us:6.1f} us/req" if self.cpu_us is not None else ""
         return (
             f"{self.rps:9,.0f} req/s   p50 {self.p50_ms:7.2f} ms   p99 {self.p99_ms:7.2f} ms"
-            f"   errors {self.errors}"
+            f"   errors {self.errors}{cpu}"
         )
 
 
@@ -170,13 +190,18 @@ def wrk(
     *,
     connections: int | None = None,
     duration: int | None = None,
+    server: Server | None = None,
 ) -> WrkResult:
-    """Warm up, then run wrk with a Lua script and parse its report."""
+    """Warm up, then run wrk with a Lua script and parse its report (with the CPU time
+    ``server`` used per request, if given)."""
     c = connections or load.connections
     threads = min(load.threads, c)
     if load.warmup:
         _run_wrk(url, script, env, c, load.warmup, threads)
+    cpu_before = server.cpu_seconds() if server else 0.0
     out = _run_wrk(url, script, env, c, duration or load.duration, threads)
+    cpu = server.cpu_seconds() - cpu_before if server else None
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -185,7 +210,8 @@ def wrk(
         p50_ms=_ms(latency["50"]),
         p99_ms=_ms(latency["99"]),
         errors=errors + (int(non_2xx.group(1)) if non_2xx else 0),
-        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        requests=requests,
+        cpu_us=cpu / requests * 1e6 if cpu is not None and requests else None,
     )
 
 
@@ -197,6 +223,12 @@ def seed(db: Path, count: int, cwd: Path) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+
+
+def copy_db(src: Path, dst: Path) -> None:
+    """A consistent copy of a database (SQLite's online backup)."""
+    with closing(sqlite3.connect(src)) as source, closing(sqlite3.connect(dst)) as target:
+        source.backup(target)
 
 
 def numbers_file(db: Path, path: Path, n: int = 2000) -> None:
@@ -283,6 +315,18 @@ def startup_seconds(db: Path, cwd: Path, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def _request_lines(log: Path) -> tuple[int, int]:
+    """How many canonical request lines the log holds, and how many lines are not JSON."""
+    requests = not_json = 0
+    with log.open("rb") as lines:
+        for line in lines:
+            try:
+                requests += json.loads(line).get("event") == "request"
+            except ValueError:
+                not_json += 1
+    return requests, not_json
+
+
 def _bare(work: Path, env: dict[str, str], load: Load, *, uvloop: bool) -> tuple[WrkResult, float]:
     argv = [sys.executable, str(SCRIPTS / "bench_bare.py"), *(["--uvloop"] if uvloop else [])]
     bare = start(argv, work)
@@ -324,6 +368,9 @@ def main() -> None:
         print(
             f"seeded {args.subscribers:,} and 1,000 subscribers in {time.perf_counter() - t0:.1f} s"
         )
+        # The server at the default log level gets a copy: one server per database.
+        logged_db, log_file = work / "big-info.db", work / "info.log"
+        copy_db(big, logged_db)
         numbers_file(big, work / "numbers.txt")
         numbers_file(small, work / "numbers-small.txt", 200)
         env = {"OPSIM_NUMBERS": str(work / "numbers.txt"), "OPSIM_PATH": IR_PATH}
@@ -335,27 +382,40 @@ def main() -> None:
 
         server = operator_sim(big, work)
         try:
-            ratios, posts, ceilings = [], [], []
-            for round_ in range(1, args.rounds + 1):
-                ceiling, bare_rss = _bare(work, env, load, uvloop=False)
-                print(
-                    f"[{round_}] bare aiohttp POST (asyncio)   {ceiling.line()}   "
-                    f"peak RSS {bare_rss:5.1f} MB"
-                )
-                if uv:
-                    fast, fast_rss = _bare(work, env, load, uvloop=True)
+            ratios, posts, ceilings, logged_posts = [], [], [], []
+            logged = operator_sim(logged_db, work, log=log_file)
+            try:
+                for round_ in range(1, args.rounds + 1):
+                    ceiling, bare_rss = _bare(work, env, load, uvloop=False)
                     print(
-                        f"[{round_}] bare aiohttp POST (uvloop)    {fast.line()}   "
-                        f"peak RSS {fast_rss:5.1f} MB"
+                        f"[{round_}] bare aiohttp POST (asyncio)   {ceiling.line()}   "
+                        f"peak RSS {bare_rss:5.1f} MB"
                     )
-                    ceilings.append(fast.rps)
-                post = wrk(server.url, "post_identification.lua", env, load)
-                posts.append(post)
-                ratios.append(post.rps / ceiling.rps)
-                print(
-                    f"[{round_}] operator-sim POST             {post.line()}   peak RSS "
-                    f"{server.peak_rss_mb():5.1f} MB   ratio {ratios[-1]:.2f}x"
-                )
+                    if uv:
+                        fast, fast_rss = _bare(work, env, load, uvloop=True)
+                        print(
+                            f"[{round_}] bare aiohttp POST (uvloop)    {fast.line()}   "
+                            f"peak RSS {fast_rss:5.1f} MB"
+                        )
+                        ceilings.append(fast.rps)
+                    # The two log levels swap places each round: neither always runs first.
+                    for logs_on in (False, True) if round_ % 2 else (True, False):
+                        target = logged if logs_on else server
+                        post = wrk(target.url, "post_identification.lua", env, load, server=target)
+                        if logs_on:
+                            logged_posts.append(post)
+                            label, tail = "operator-sim POST, log info", ""
+                        else:
+                            posts.append(post)
+                            ratios.append(post.rps / ceiling.rps)
+                            label, tail = "operator-sim POST", f"   ratio {ratios[-1]:.2f}x"
+                        print(
+                            f"[{round_}] {label:<29} {post.line()}   peak RSS "
+                            f"{target.peak_rss_mb():5.1f} MB{tail}"
+                        )
+            finally:
+                logged.stop()
+            log_lines, not_json = _request_lines(log_file)
             ids = asyncio.run(_create(server.url, (work / "numbers.txt").read_text().split(), 1000))
             (work / "ids.txt").write_text("\n".join(ids) + "\n")
             get = wrk(
@@ -426,6 +486,25 @@ def main() -> None:
         print(
             f"  POST throughput ratio operator-sim / bare: {ratio:.2f}x  (>= 0.35; median of "
             f"{len(ratios)} rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+        costs = [1 - i.rps / p.rps for p, i in zip(posts, logged_posts, strict=True)]
+        cpu_costs = [
+            i.cpu_us / p.cpu_us - 1
+            for p, i in zip(posts, logged_posts, strict=True)
+            if i.cpu_us and p.cpu_us
+        ]
+        print(
+            f"  POST at the default log level (info, JSON lines to a file): "
+            f"{statistics.median(i.rps for i in logged_posts):,.0f} req/s against "
+            f"{statistics.median(p.rps for p in posts):,.0f} at warning; cost "
+            f"{statistics.median(costs) * 100:.1f}%  (< 10; median of {len(costs)} rounds: "
+            f"{', '.join(f'{c * 100:.1f}' for c in costs)})"
+        )
+        print(
+            f"    server CPU per request: +{statistics.median(cpu_costs) * 100:.1f}% at info "
+            f"(median of {', '.join(f'{c * 100:.1f}' for c in cpu_costs)}); "
+            f"{log_lines:,} request lines written, {not_json} not JSON, "
+            f"errors: {sum(i.errors for i in logged_posts)}"
         )
         if ceilings:
             fast_ratio = statistics.median(p.rps / c for p, c in zip(posts, ceilings, strict=True))

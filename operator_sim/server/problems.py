@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from operator_sim import errors
-from operator_sim.logs import CURRENT_REQUEST_ID, is_enabled
+from operator_sim.logs import CURRENT_REQUEST_ID, is_enabled, log_fields
 from operator_sim.server.context import MESSENGER_ID, REQUEST_ID
 from operator_sim.server.metrics import Metrics
 from operator_sim.wire import Problem
@@ -359,12 +359,16 @@ def _access_log(
 ) -> None:
     if not is_enabled(logging.INFO):
         return
-    log.info(
+    log_fields(
+        log,
+        "info",
         "request",
-        request_id=request_id,
-        method=request.method,
-        route=route,
-        status=status,
-        duration_ms=round(elapsed * 1000, 2),
-        messenger_id=request.get(MESSENGER_ID),
+        {
+            "request_id": request_id,
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "messenger_id": request.get(MESSENGER_ID),
+        },
     )
