@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0.05,
         help="share with ended contracts, answered absent (default 0.05)",
     )
+    seed.add_argument(
+        "--print-sample",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="after seeding, print N of the numbers written of each kind (present, "
+        "incomplete, terminated), one per line: KIND MSISDN OPERATOR_ID (default 0)",
+    )
 
     commands.add_parser(
         "demo",
@@ -119,9 +127,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**given)
 
 
-def _url(address: Any) -> str:
+def _url(address: Any, scheme: str = "http") -> str:
     host, port = address[0], address[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def _settle_heap() -> None:
@@ -143,8 +151,14 @@ async def _serve(settings: Settings) -> int:
     from operator_sim.logs import configure_logging
     from operator_sim.server import ProblemRunner, create_app
     from operator_sim.server.limits import server_options
+    from operator_sim.server.tls import server_context
 
     configure_logging(settings.log_level, settings.log_format)
+    tls = (
+        None
+        if settings.tls_cert is None or settings.tls_key is None
+        else server_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    )
     # Signal handlers first: a SIGTERM that arrives while starting still drains cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,12 +176,13 @@ async def _serve(settings: Settings) -> int:
     _settle_heap()
     try:
         if settings.unix is not None:
-            await web.UnixSite(runner, str(settings.unix)).start()
+            await web.UnixSite(runner, str(settings.unix), ssl_context=tls).start()
             print(f"listening on unix:{settings.unix}", flush=True)
         else:
-            site = web.TCPSite(runner, settings.host, settings.port)
+            site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
             await site.start()
-            print(f"listening on {_url(runner.addresses[0])}", flush=True)
+            scheme = "http" if tls is None else "https"
+            print(f"listening on {_url(runner.addresses[0], scheme)}", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -188,6 +203,7 @@ def _seed(args: argparse.Namespace) -> int:
             incomplete_share=args.incomplete_share,
             terminated_share=args.terminated_share,
             progress=bar,
+            sample_per_kind=args.print_sample,
         )
     except StartupError as exc:
         bar.close()
@@ -203,6 +219,9 @@ def _seed(args: argparse.Namespace) -> int:
         return 130
     bar.close()
     print(summary.line(), flush=True)
+    for line in summary.sample_lines():
+        print(line)
+    sys.stdout.flush()
     return 0
 
 
@@ -232,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_arguments(args.count, args.incomplete_share, args.terminated_share)
         except SeedError as exc:
             parser.error(str(exc))
+        if args.print_sample < 0:
+            parser.error(f"--print-sample must be at least 0 (got {args.print_sample})")
         return _seed(args)
     if args.command == "demo":
         # Imported here: `serve` must not pay for the messenger library at start-up.
@@ -245,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         name = ".".join(str(p) for p in first["loc"])
+        if not name:  # a check across options names them itself
+            message = str(first["msg"]).removeprefix("Value error, ")
+            print(f"operator-sim: error: {message}", file=sys.stderr)
+            return 2
         where = f"--{name.replace('_', '-')} / OPERATOR_SIM_{name.upper()}"
         print(f"operator-sim: error: {where}: {first['msg']}", file=sys.stderr)
         return 2

@@ -66,7 +66,7 @@ class InvalidMsisdn(ValidationFailed):
     def __init__(self, *, field: str = "msisdn") -> None:
         super().__init__(
             f"{field} must be canonical E.164: '+', a digit 1-9, then 6 to 14 digits",
-            errors=[{"loc": [field], "msg": "not canonical E.164"}],
+            errors=[{"loc": [field], "msg": "not canonical E.164", "type": "invalid_msisdn"}],
         )
 
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operator_sim.clock import ClockMode, parse_clock_spec
@@ -117,6 +117,29 @@ class Settings(BaseSettings):
         "WINDOW (simulation time), as COUNT/WINDOW (an ISO 8601 duration or seconds); "
         "0 turns it off.",
     )
+
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with; needs tls_key.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="PEM authority for client certificates (mTLS): messenger calls without "
+        "a certificate it issued are refused; the admin API needs none. Needs tls_cert.",
+    )
+    webhook_ca: Path | None = Field(
+        default=None,
+        description="PEM authority trusted for https webhook receivers, besides the system's own.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key (HTTPS)")
+        return self
 
     @field_validator("clock")
     @classmethod

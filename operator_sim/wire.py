@@ -6,6 +6,8 @@ aware UTC datetimes rendered as RFC 3339 with milliseconds and ``Z``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 import re
@@ -71,6 +73,7 @@ __all__ = [
     "JournalCount",
     "JournalEntry",
     "JournalPage",
+    "KeyRotated",
     "LateAction",
     "LifecycleResult",
     "LognormalDelay",
@@ -92,6 +95,8 @@ __all__ = [
     "PhoneOtp",
     "PortRequest",
     "Problem",
+    "ProblemError",
+    "Rotation",
     "Routing",
     "Rule",
     "RuleAction",
@@ -118,16 +123,21 @@ __all__ = [
     "Subscriber",
     "SubscriberEventData",
     "SubscriberIn",
+    "SubscriberPage",
+    "SubscriberSample",
     "SubscriberUpsert",
     "SubscribersUpserted",
     "Timestamp",
     "UniformDelay",
     "WebhookDelivery",
+    "WebhookSecret",
+    "WebhookSecretRotated",
     "WebhookUrl",
     "format_duration",
     "format_ms",
     "format_timestamp",
     "is_msisdn",
+    "webhook_secret_bytes",
 ]
 
 IDENTIFICATION_DEADLINE = timedelta(minutes=20)
@@ -276,13 +286,18 @@ Duration = Annotated[
     Strict(False),
     BeforeValidator(_non_negative),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    # Given as an ISO 8601 duration or a number of seconds; always rendered as the former.
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "string", "format": "duration", "example": "PT20M"},
                 {"type": "number", "minimum": 0},
             ]
-        }
+        },
+        mode="validation",
+    ),
+    WithJsonSchema(
+        {"type": "string", "format": "duration", "example": "PT20M"}, mode="serialization"
     ),
 ]
 EntityId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -293,30 +308,97 @@ WebhookUrl = Annotated[
 ]
 """An http(s) URL the server can post webhooks to (its policy is checked separately)."""
 
+_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
+_SECRET_BYTES = (24, 64)
+
+
+def webhook_secret_bytes(value: str) -> bytes:
+    """The key of a ``whsec_`` + standard base64 secret; ``ValueError`` unless 24 to 64 bytes."""
+    if not value.startswith(_SECRET_PREFIX):
+        raise ValueError("a webhook secret starts with whsec_")
+    try:
+        key = base64.b64decode(value.removeprefix(_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "after whsec_ comes standard base64 (A-Z a-z 0-9 + /, padded with =)"
+        ) from None
+    low, high = _SECRET_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"the secret must decode to {low} to {high} bytes (got {len(key)})")
+    return key
+
+
+def _check_webhook_secret(value: str) -> str:
+    try:
+        webhook_secret_bytes(value)
+    except ValueError as exc:
+        raise PydanticCustomError("webhook_secret", str(exc)) from None
+    return value
+
+
+WebhookSecret = Annotated[
+    str,
+    StringConstraints(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"),
+    AfterValidator(_check_webhook_secret),
+]
+"""A Standard Webhooks secret: ``whsec_`` + standard base64 of 24 to 64 random bytes."""
+
 
 class _In(BaseModel):
     # Strict: JSON `false` is not 0 and `"5"` is not 5; durations alone accept numbers.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Rendered back (a rule's match and action), every field is there: required in output.
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_serialization_defaults_required=True
+    )
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every field is rendered, defaults too: all of them are required in the schema.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+
+def _left_out_when_none(schema: dict[str, Any]) -> None:
+    """A field rendered only when it has a value: absent, never null, in the schema."""
+    branches = schema.pop("anyOf", None)
+    if branches is not None:
+        schema.update(next(b for b in branches if b.get("type") != "null"))
+    schema.pop("default", None)
 
 
 # --- service -------------------------------------------------------------------------
 
 
+class ProblemError(_Out):
+    """One validation error: where it is (``loc``), what is wrong (``msg``), its kind."""
+
+    loc: list[str | int] = Field(description="The path to the value: field names and indexes.")
+    msg: str
+    type: str = Field(description="A stable kind, such as missing or invalid_msisdn.")
+
+
 class Problem(_Out):
-    """RFC 9457 problem details with a stable machine-readable ``code``."""
+    """RFC 9457 problem details with a stable machine-readable ``code``.
+
+    Rendered without the fields that have no value: ``instance`` and ``errors`` are left
+    out rather than null.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=False)
 
     type: str
     title: str
     status: int
     detail: str
-    code: str
-    instance: str | None = None
-    request_id: str | None = None
-    errors: list[dict[str, Any]] | None = None
+    code: str = Field(description="Stable and machine-readable: branch on this.")
+    instance: str | None = Field(
+        default=None, description="The request path.", json_schema_extra=_left_out_when_none
+    )
+    request_id: str = Field(description="As in the X-Request-Id header.")
+    errors: list[ProblemError] | None = Field(
+        default=None,
+        description="Validation errors, when there are some.",
+        json_schema_extra=_left_out_when_none,
+    )
 
 
 class Health(_Out):
@@ -409,13 +491,22 @@ class MessengerCreate(_In):
     id: EntityId
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     webhook_url: WebhookUrl | None = None
+    webhook_secret: WebhookSecret | None = Field(
+        default=None,
+        description="The secret its webhooks are signed with, `whsec_` + standard base64 of "
+        "24 to 64 bytes (so a test can fix it); by default a fresh random one.",
+    )
 
 
 class MessengerPatch(_In):
     """Body of ``PATCH /admin/v1/messengers/{id}``: only the fields given change."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
-        default=None, description="A new display name (null is refused)."
+    name: Annotated[
+        Annotated[str, StringConstraints(min_length=1, max_length=200)] | None,
+        # null is refused (below): the schema says so rather than offering it.
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200}),
+    ] = Field(
+        default=None, description="A new display name; omit it to keep the name (null is refused)."
     )
     webhook_url: WebhookUrl | None = Field(
         default=None,
@@ -453,6 +544,64 @@ class MessengerList(_Out):
     """``GET /admin/v1/messengers``."""
 
     messengers: list[Messenger]
+
+
+MAX_GRACE = timedelta(days=30)
+"""The longest a rotated-out credential keeps working."""
+
+
+def _check_grace(value: timedelta) -> timedelta:
+    if value > MAX_GRACE:
+        raise PydanticCustomError("grace_too_long", "the grace period is at most P30D")
+    return value
+
+
+Grace = Annotated[
+    timedelta,
+    Strict(False),
+    BeforeValidator(_non_negative),
+    AfterValidator(_check_grace),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "duration", "example": "PT1H"},
+                {"type": "number", "minimum": 0, "maximum": MAX_GRACE.total_seconds()},
+            ]
+        }
+    ),
+]
+"""A duration of at most 30 days (seconds or ISO 8601)."""
+
+
+class Rotation(_In):
+    """Body of ``POST /admin/v1/messengers/{id}/rotate-key`` and ``.../rotate-webhook-secret``."""
+
+    grace: Grace | None = Field(
+        default=None,
+        description="How long the previous credential keeps working, in real (wall-clock) "
+        "time, at most P30D; by default it stops at once.",
+    )
+
+
+class KeyRotated(_Out):
+    """A messenger's new API key (shown once), and until when the previous one works."""
+
+    api_key: str
+    previous_valid_until: Timestamp | None = Field(
+        description="Wall-clock time until which the previous key keeps working; null when "
+        "it stopped at once."
+    )
+
+
+class WebhookSecretRotated(_Out):
+    """A messenger's new webhook secret (shown once), and until when webhooks carry both."""
+
+    webhook_secret: str
+    previous_valid_until: Timestamp | None = Field(
+        description="Wall-clock time until which webhooks are signed with the previous "
+        "secret too; null when it stopped at once."
+    )
 
 
 SubscriberStatus = Literal["active", "terminated"]
@@ -526,6 +675,21 @@ EndpointName = Literal[
 RuleEndpoint = Literal[EndpointName, "event.notify"]
 """What a fault rule can act on: a messenger-facing call, or the notifications."""
 ENDPOINT_NAMES: tuple[str, ...] = get_args(EndpointName)
+
+
+class SubscriberPage(_Out):
+    """``GET /admin/v1/subscribers``: one page in number order."""
+
+    subscribers: list[Subscriber]
+    next_cursor: str | None = Field(
+        description="Pass as `after` for the next page; null on the last page."
+    )
+
+
+class SubscriberSample(_Out):
+    """``GET /admin/v1/subscribers/sample``: subscribers drawn at random."""
+
+    subscribers: list[Subscriber]
 
 
 class JournalEntry(_Out):

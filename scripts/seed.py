@@ -2,7 +2,7 @@
 """Seed a database with fake subscribers: the same as ``operator-sim seed``, as a script.
 
 Usage: python scripts/seed.py --db PATH --count N [--seed S] [--fixture PATH]
-       [--incomplete-share F] [--terminated-share F]
+       [--incomplete-share F] [--terminated-share F] [--print-sample N]
 """
 
 from __future__ import annotations

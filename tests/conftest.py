@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from operator_sim.server import create_app
+from operator_sim.server import ENDPOINTS, create_app
+from operator_sim.server.openapi import build_openapi
+from operator_sim.server.service_api import render_openapi
 from operator_sim.settings import Settings
+from tests.conformance import Conformance, watch
 
 DEMO_KEY = "demo-messenger-key-not-secret"
 ADMIN_TOKEN = "demo-admin-token-not-secret"
@@ -139,6 +143,53 @@ class Sim:
         await self.admin_ok("POST", "/subscribers", {"subscribers": list(subscribers)})
 
 
+def _serves(app: web.Application) -> bool:
+    """An operator-sim app (it serves /openapi.json)."""
+    return any(
+        route.resource is not None and route.resource.canonical == "/openapi.json"
+        for route in app.router.routes()
+    )
+
+
+@pytest.fixture
+def conformance() -> Conformance:
+    """What the test's servers sent that departs from their /openapi.json."""
+    return Conformance()
+
+
+@pytest.fixture
+def aiohttp_client(
+    aiohttp_client: AiohttpClient, conformance: Conformance
+) -> Iterator[AiohttpClient]:
+    """pytest-aiohttp's factory; every operator-sim app it starts is checked for conformance.
+
+    Each response the app prepares is validated against its own /openapi.json
+    (tests/conformance.py); a test whose server departed from it fails at teardown.
+    ``OPSIM_CONFORMANCE=off`` turns the check off (to measure what it costs);
+    ``OPSIM_CONFORMANCE_LOG=FILE`` appends every mismatch and the counts to FILE.
+    """
+    enabled = os.environ.get("OPSIM_CONFORMANCE", "on") != "off"
+
+    async def go(target: Any, *args: Any, **kwargs: Any) -> TestClient[Any, Any]:
+        app = target.app if isinstance(target, TestServer) else target
+        if enabled and isinstance(app, web.Application) and not app.frozen and _serves(app):
+            watch(app, conformance)
+        return await aiohttp_client(target, *args, **kwargs)
+
+    yield go
+    log = os.environ.get("OPSIM_CONFORMANCE_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.writelines(line + "\n" for line in conformance.mismatches)
+            out.write(f"#checked {conformance.checked} excluded {conformance.excluded}\n")
+    if conformance.mismatches:
+        shown = "\n".join(conformance.mismatches[:20])
+        pytest.fail(
+            f"{len(conformance.mismatches)} response(s) depart from /openapi.json:\n{shown}",
+            pytrace=False,
+        )
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A fresh database file per test."""
@@ -167,12 +218,27 @@ class Receiver:
         return web.Response(status=status, headers=self.headers if status >= 300 else None)
 
 
+@functools.cache
+def _description() -> bytes:
+    return render_openapi(build_openapi(ENDPOINTS))
+
+
 @pytest.fixture
-async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
+async def receiver(aiohttp_server: AiohttpServer) -> AsyncIterator[Receiver]:
+    """A webhook receiver; every delivery it got is checked against /openapi.json's webhooks."""
     rec = Receiver()
     app = web.Application()
     app.router.add_post("/hook", rec.handle)
     app.router.add_post("/elsewhere", rec.handle)
     server = await aiohttp_server(app)
     rec.url = str(server.make_url("/hook"))
-    return rec
+    yield rec
+    deliveries = Conformance()
+    for headers, body in rec.received:
+        deliveries.check_webhook(_description(), headers, body)
+    if deliveries.mismatches:
+        pytest.fail(
+            "webhook deliveries depart from /openapi.json:\n"
+            + "\n".join(deliveries.mismatches[:20]),
+            pytrace=False,
+        )

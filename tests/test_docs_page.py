@@ -54,8 +54,14 @@ async def test_openapi_describes_the_new_admin_endpoints_with_their_problems(sim
     journal_params = {p["name"] for p in paths["/admin/v1/requests"]["get"]["parameters"]}
     assert {"since", "until", "messenger_id", "msisdn", "operator_id", "limit"} <= journal_params
     schemas = spec["components"]["schemas"]
-    assert {"Rule", "RuleList", "JournalCount", "UniformDelay", "LognormalDelay"} <= set(schemas)
-    assert {"LateAction", "MalformedAction"} <= set(schemas)
+    assert {
+        "Rule",
+        "RuleList",
+        "JournalCount",
+        "UniformDelay-Input",
+        "LognormalDelay-Input",
+    } <= set(schemas)
+    assert {"LateAction-Input", "MalformedAction-Input", "MalformedAction-Output"} <= set(schemas)
     assert "probability" in schemas["RuleSpec"]["properties"]
     assert "/docs" in paths
 

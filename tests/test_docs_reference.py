@@ -40,7 +40,8 @@ def test_every_route_is_in_the_reference() -> None:
 
 
 def _problem_codes() -> set[str]:
-    codes = {code for _, code in problems._TABLE.values()} | set(problems._HTTP_CODES.values())
+    codes = set(problems.PROBLEM_CODES) | set(problems._TABLE.values())
+    codes |= set(problems._HTTP_CODES.values())
     codes |= {"internal_error", "server_error", "http_error"}
     for source in SERVER_SOURCES:
         codes |= set(re.findall(r"\bcode=\"([a-z_]+)\"", source.read_text(encoding="utf-8")))
@@ -88,6 +89,11 @@ _RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     wire.DeliveryAttempt,
     wire.RuleSpec,
     wire.Rule,
+    wire.Rotation,
+    wire.KeyRotated,
+    wire.WebhookSecretRotated,
+    wire.SubscriberPage,
+    wire.SubscriberSample,
     wire.SmsCreate,
     wire.SmsMessage,
     wire.SmsStatusChangedEvent,

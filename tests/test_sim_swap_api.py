@@ -120,8 +120,10 @@ async def test_a_bad_phone_number_is_invalid_msisdn(sim: Sim) -> None:
 
 
 async def test_the_admin_records_a_swap_now_by_default(sim: Sim) -> None:
+    without_body = await sim.admin("POST", "/subscribers/+79000000011/sim-swap")
+    assert (without_body.status, (await without_body.json())["code"]) == (400, "invalid_json")
     assert not await swapped(sim, "+79000000011", 1)
-    recorded = await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap")
+    recorded = await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap", {})
     now = (await sim.admin_ok("GET", "/clock"))["now"]
     assert recorded == {
         "msisdn": "+79000000011",
@@ -166,7 +168,7 @@ async def test_a_swap_ends_neither_the_contract_nor_the_code(sim: Sim) -> None:
     req = await sim.identify_ok("+79000000011")
     assert req["result"] == "present"
     assert (await sim.register_code(req["id"], "code-after-swap-01")).status == 201
-    await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap")
+    await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap", {})
     assert (await sim.identify_ok("+79000000011"))["result"] == "present"
     codes = await sim.admin_ok("GET", "/codes?msisdn=%2B79000000011")
     assert [(c["code"], c["ended_by"]) for c in codes["codes"]] == [("code-after-swap-01", None)]
@@ -177,9 +179,9 @@ async def test_a_swap_ends_neither_the_contract_nor_the_code(sim: Sim) -> None:
 async def test_reset_restores_the_fixtures_swap_and_keeps_the_admins(sim: Sim) -> None:
     first = await (await retrieve(sim, SWAPPED)).json()
     await sim.add_subscribers({"msisdn": "+79011110000", "operator_id": "alfa"})
-    await sim.admin_ok("POST", "/subscribers/+79011110000/sim-swap")
-    await sim.admin_ok("POST", f"/subscribers/{SWAPPED}/sim-swap")
-    await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap")
+    await sim.admin_ok("POST", "/subscribers/+79011110000/sim-swap", {})
+    await sim.admin_ok("POST", f"/subscribers/{SWAPPED}/sim-swap", {})
+    await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap", {})
     await sim.advance(7200)
     await sim.admin("POST", "/reset")
     assert await (await retrieve(sim, SWAPPED)).json() == first

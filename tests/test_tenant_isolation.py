@@ -143,6 +143,24 @@ ROWS: dict[tuple[str, str], Row] = {
         200,
         body=lambda _w: {"name": "Renamed"},
     ),
+    ("POST", "/admin/v1/messengers/{messenger_id}/rotate-key"): Row(
+        _const("/admin/v1/messengers/throwaway/rotate-key"),
+        "admin",
+        200,
+        body=lambda _w: {"grace": "PT1H"},
+    ),
+    ("POST", "/admin/v1/messengers/{messenger_id}/rotate-webhook-secret"): Row(
+        _const("/admin/v1/messengers/throwaway/rotate-webhook-secret"),
+        "admin",
+        200,
+        body=lambda _w: {},
+    ),
+    ("GET", "/admin/v1/subscribers"): Row(
+        _const("/admin/v1/subscribers?operator_id=alfa&limit=3"), "admin", 200
+    ),
+    ("GET", "/admin/v1/subscribers/sample"): Row(
+        _const("/admin/v1/subscribers/sample?n=3&seed=1"), "admin", 200
+    ),
     ("POST", "/admin/v1/subscribers"): Row(
         _const("/admin/v1/subscribers"),
         "admin",

@@ -69,7 +69,7 @@ def _validate(model: type[M], body: Mapping[str, Any]) -> M:
 def _failed(exc: ValidationError) -> errors.ValidationFailed:
     lines = problems(exc)
     return errors.ValidationFailed(
-        "; ".join(lines), errors=[{"loc": [], "msg": line} for line in lines]
+        "; ".join(lines), errors=[{"loc": [], "msg": line, "type": "form"} for line in lines]
     )
 
 

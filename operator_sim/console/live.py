@@ -186,7 +186,8 @@ def _entity(params: Mapping[str, str], name: str) -> str | None:
         return None
     if not (len(value) <= 63 and set(value) <= _ID_CHARS and value[0] not in "_-"):
         raise errors.ValidationFailed(
-            f"{name}: not an id ({ID_PATTERN})", errors=[{"loc": [name], "msg": "not an id"}]
+            f"{name}: not an id ({ID_PATTERN})",
+            errors=[{"loc": [name], "msg": "not an id", "type": "string_pattern_mismatch"}],
         )
     return value
 

@@ -17,11 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict
 
 from operator_sim import __version__
 from operator_sim.messenger.checks import (
@@ -46,7 +48,6 @@ from operator_sim.wire import (
     MAX_WAIT_SECONDS,
     IdentificationCode,
     IdentificationRequest,
-    Problem,
     Routing,
     SimSwapCheck,
     SimSwapDate,
@@ -127,7 +128,11 @@ class _Call:
 
 
 class OperatorClient:
-    """The messenger-facing calls of the operator API, typed and validated."""
+    """The messenger-facing calls of the operator API, typed and validated.
+
+    ``ssl`` is the TLS context for an https ``base_url`` (a private authority, a client
+    certificate); by default the system's authorities verify the server.
+    """
 
     def __init__(
         self,
@@ -139,8 +144,12 @@ class OperatorClient:
         session: aiohttp.ClientSession | None = None,
         on_retry: Callable[[str, str, OperatorClientError, float], None] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        ssl: SSLContext | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        # An https operator is verified against the system's authorities unless ``ssl``
+        # says otherwise (a private authority, a client certificate for mTLS).
+        self._ssl: SSLContext | bool = True if ssl is None else ssl
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
@@ -377,6 +386,7 @@ class OperatorClient:
                 params=call.params,
                 timeout=timeout,
                 allow_redirects=False,
+                ssl=self._ssl,
             ) as resp:
                 body = await _read_capped(resp, self._max_body)
                 if body is None:
@@ -409,12 +419,22 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None
     return bytes(body)
 
 
+class _ProblemView(BaseModel):
+    """What the client reads of a problem body: its code and detail, whatever else it has
+    (an operator's problem need not carry every field the simulator's does)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    code: str
+    detail: str = ""
+
+
 def _problem(
     status: int, content_type: str, body: bytes, retry_after: float | None, secret: str | None
 ) -> ApiError:
     if content_type == "application/problem+json":
         try:
-            problem = Problem.model_validate_json(body)
+            problem = _ProblemView.model_validate_json(body)
         except ValueError:
             pass
         else:

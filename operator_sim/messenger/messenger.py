@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict
 
@@ -91,6 +92,7 @@ class MessengerOptions(TypedDict, total=False):
     max_response_bytes: int
     reveal_numbers: bool
     lease: LeasePolicy | None
+    ssl: SSLContext | None
     possession: PossessionPolicy | None
 
 
@@ -118,8 +120,9 @@ class Messenger:
     failures; ``request_timeout`` (seconds) per HTTP call; ``max_response_bytes`` read at
     most of a response; ``observer`` receives every :class:`Step`; ``reveal_numbers`` shows
     full phone numbers and what users typed in steps and log lines (masked by default);
-    ``lease`` for several instances on one database; ``possession`` for the one-time
-    codes that prove a user holds a number (:meth:`start_verification`).
+    ``lease`` for several instances on one database; ``ssl``, the TLS context for an
+    https operator (a private authority, a client certificate for mTLS); ``possession``
+    for the one-time codes that prove a user holds a number (:meth:`start_verification`).
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Messenger:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         reveal_numbers: bool = False,
         lease: LeasePolicy | None = None,
+        ssl: SSLContext | None = None,
         possession: PossessionPolicy | None = None,
     ) -> None:
         self._client = OperatorClient(
@@ -149,6 +153,7 @@ class Messenger:
             timeout=request_timeout,
             on_retry=self._on_retry,
             max_response_bytes=max_response_bytes,
+            ssl=ssl,
         )
         self._db_path = db_path
         self._webhook_secret = webhook_secret

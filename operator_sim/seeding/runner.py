@@ -14,6 +14,7 @@ from operator_sim.fixture import Fixture, load_fixture
 from operator_sim.seeding.numbers import NumberDraw, NumberSpace, OutOfNumbers, StoredLoader
 from operator_sim.seeding.people import PeopleStream, state_counts
 from operator_sim.seeding.pools import build_pools
+from operator_sim.seeding.sample import SampleTaker
 from operator_sim.store.bulk import BulkWriter, prepare_database
 
 __all__ = [
@@ -56,6 +57,8 @@ class SeedSummary:
     by_state: dict[str, int]
     seconds: float
     fixture_path: str = field(default="")
+    sample: tuple[tuple[str, str, str], ...] = ()
+    """(kind, msisdn, operator_id) of the rows picked by ``sample_per_kind``."""
 
     @property
     def rows_per_second(self) -> float:
@@ -70,6 +73,10 @@ class SeedSummary:
             f"seeded {self.count:,} subscribers into {self.db_path} in {self.seconds:.1f} s "
             f"({self.rows_per_second:,.0f} rows/s); operators: {operators}; states: {states}"
         )
+
+    def sample_lines(self) -> list[str]:
+        """``<kind> <msisdn> <operator_id>``, one per picked row."""
+        return [" ".join(item) for item in self.sample]
 
 
 def check_arguments(count: int, incomplete_share: float, terminated_share: float) -> None:
@@ -183,6 +190,7 @@ def seed_database(
     terminated_share: float = DEFAULT_TERMINATED_SHARE,
     progress: Progress | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    sample_per_kind: int = 0,
 ) -> SeedSummary:
     """Add ``count`` new Faker (ru_RU) subscribers to the database at ``db_path``.
 
@@ -190,6 +198,8 @@ def seed_database(
     Numbers come from the fixture's ranges, never a reserved (magic) number or one
     already stored; the same seed, count and fixture give the same rows on a database
     that holds no seeded rows yet. Blocking: call it from a thread inside an event loop.
+    ``sample_per_kind`` picks that many of the rows written of each kind (present,
+    incomplete, terminated) at random, the same for the same seed, into the summary.
     """
     started = time.perf_counter()
     check_arguments(count, incomplete_share, terminated_share)
@@ -215,6 +225,15 @@ def seed_database(
             terminated_share=terminated_share,
             stored=_stored_loader(writer),
         )
+        taker = (
+            SampleTaker(
+                state_counts(count, incomplete_share, terminated_share),
+                sample_per_kind,
+                random.Random(f"operator-sim/sample/{seed}"),  # noqa: S311 (fake data, not secrets)
+            )
+            if sample_per_kind > 0
+            else None
+        )
         written = 0
         while people.left:
             # The personal data does not depend on the database: build it before taking
@@ -231,7 +250,10 @@ def seed_database(
                         f"the ranges of {loaded.path} ran out of free numbers after "
                         f"{written:,} subscribers"
                     ) from None
-                writer.insert_subscribers([n + p for n, p in zip(pairs, persons, strict=True)])
+                rows = [n + p for n, p in zip(pairs, persons, strict=True)]
+                writer.insert_subscribers(rows)
+            if taker is not None:
+                taker.see(rows)
             written += len(persons)
             if progress is not None:
                 progress(written, count)
@@ -243,4 +265,5 @@ def seed_database(
         by_state=state_counts(count, incomplete_share, terminated_share),
         seconds=time.perf_counter() - started,
         fixture_path=loaded.path,
+        sample=() if taker is None else taker.taken(),
     )

@@ -17,9 +17,11 @@ from operator_sim.server.parsing import (
     query_id,
     query_int,
     query_msisdn,
+    query_text,
     query_timestamp,
 )
 from operator_sim.server.services import SERVICES
+from operator_sim.store.subscribers import SubscriberFilter
 from operator_sim.wire import (
     ENDPOINT_NAMES,
     ID_PATTERN,
@@ -32,15 +34,21 @@ from operator_sim.wire import (
     CodeList,
     JournalCount,
     JournalPage,
+    KeyRotated,
     Messenger,
     MessengerCreate,
     MessengerCreated,
     MessengerList,
     MessengerPatch,
     OperatorList,
+    Rotation,
     Subscriber,
+    SubscriberPage,
+    SubscriberSample,
     SubscribersUpserted,
     SubscriberUpsert,
+    WebhookSecretRotated,
+    is_msisdn,
 )
 
 _BASE = "/admin/v1"
@@ -75,6 +83,22 @@ async def patch_messenger(request: web.Request) -> web.StreamResponse:
     return json_response(updated)
 
 
+async def rotate_key(request: web.Request) -> web.StreamResponse:
+    """A new API key; the old one works for the grace period asked for (wall clock)."""
+    services = request.app[SERVICES]
+    messenger_id = _messenger_id(request)
+    body = await services.reader.model(request, Rotation)
+    return json_response(await services.messengers.rotate_key(messenger_id, body.grace))
+
+
+async def rotate_webhook_secret(request: web.Request) -> web.StreamResponse:
+    """A new webhook secret; webhooks carry both signatures for the grace period asked for."""
+    services = request.app[SERVICES]
+    messenger_id = _messenger_id(request)
+    body = await services.reader.model(request, Rotation)
+    return json_response(await services.messengers.rotate_webhook_secret(messenger_id, body.grace))
+
+
 def _messenger_id(request: web.Request) -> str:
     messenger_id = request.match_info["messenger_id"]
     if not _ID_RE.fullmatch(messenger_id):
@@ -99,6 +123,60 @@ async def get_subscriber(request: web.Request) -> web.StreamResponse:
     """One subscriber, personal data included."""
     msisdn = path_msisdn(request)
     return json_response(await request.app[SERVICES].subscribers.get(msisdn))
+
+
+_PREFIX_PATTERN = r"^\+[1-9][0-9]{0,14}$"
+_PREFIX_RE = re.compile(_PREFIX_PATTERN)
+_MAX_SEED = 2**63 - 1
+
+
+def _bad_query(name: str, detail: str) -> errors.ValidationFailed:
+    return errors.ValidationFailed(
+        f"query parameter {name} {detail}",
+        errors=[{"loc": ["query", name], "msg": detail, "type": "query"}],
+    )
+
+
+def _query_number_start(request: web.Request, name: str) -> str | None:
+    raw = query_text(request, name)
+    if raw is not None and raw.startswith(" "):  # an unencoded '+' decodes as a space
+        raw = "+" + raw[1:]
+    return raw
+
+
+def _subscriber_filter(request: web.Request, *, prefix: bool) -> SubscriberFilter:
+    complete = query_choice(request, "data_complete", ("true", "false"))
+    msisdn_prefix = _query_number_start(request, "msisdn_prefix") if prefix else None
+    if msisdn_prefix is not None and not _PREFIX_RE.fullmatch(msisdn_prefix):
+        raise _bad_query("msisdn_prefix", "must be '+' and 1 to 15 digits, the first 1-9")
+    return SubscriberFilter(
+        operator_id=query_id(request, "operator_id"),
+        status=query_choice(request, "status", ("active", "terminated")),
+        data_complete=None if complete is None else complete == "true",
+        msisdn_prefix=msisdn_prefix,
+    )
+
+
+async def list_subscribers(request: web.Request) -> web.StreamResponse:
+    """Subscribers in number order, a page at a time, personal data included."""
+    selection = _subscriber_filter(request, prefix=True)
+    after = _query_number_start(request, "after")
+    if after is not None and not is_msisdn(after):
+        raise _bad_query("after", "is not a cursor: pass the next_cursor of the previous page")
+    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    page = await request.app[SERVICES].subscribers.list_page(selection, after=after, limit=limit)
+    return json_response(page)
+
+
+async def sample_subscribers(request: web.Request) -> web.StreamResponse:
+    """Subscribers drawn at random, the same ones for the same seed."""
+    selection = _subscriber_filter(request, prefix=False)
+    count = query_int(request, "n", default=10, low=1, high=1000)
+    seed = query_int(request, "seed", default=-1, low=0, high=_MAX_SEED)
+    sample = await request.app[SERVICES].subscribers.sample(
+        selection, count=count, seed=None if seed < 0 else seed
+    )
+    return json_response(sample)
 
 
 def _journal_filter(request: web.Request, *, endpoints: bool = False) -> JournalFilter:
@@ -211,6 +289,20 @@ _JOURNAL_FILTERS = (
     ),
 )
 
+_SUBSCRIBER_FILTERS = (
+    Param("operator_id", _ID_PARAM, "Only records this operator holds."),
+    Param(
+        "status",
+        {"type": "string", "enum": ["active", "terminated"]},
+        "Only records with this contract status.",
+    ),
+    Param(
+        "data_complete",
+        {"type": "string", "enum": ["true", "false"]},
+        "Only records whose data is (or is not) complete.",
+    ),
+)
+
 ENDPOINTS = (
     Endpoint(
         "GET",
@@ -220,7 +312,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: OperatorList},
-        problems=(401,),
     ),
     Endpoint(
         "POST",
@@ -231,7 +322,8 @@ ENDPOINTS = (
         "admin",
         body=MessengerCreate,
         responses={201: MessengerCreated},
-        problems=(400, 401, 409, 413, 415, 422),
+        problems=("conflict",),
+        headers={201: ("Location",)},
     ),
     Endpoint(
         "GET",
@@ -241,7 +333,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: MessengerList},
-        problems=(401,),
     ),
     Endpoint(
         "GET",
@@ -251,7 +342,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: Messenger},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "PATCH",
@@ -262,10 +353,99 @@ ENDPOINTS = (
         "admin",
         body=MessengerPatch,
         responses={200: Messenger},
-        problems=(400, 401, 404, 413, 415, 422),
+        problems=("not_found",),
         description="Only the fields given change. A new `webhook_url` takes the pending "
         "webhook deliveries with it; `null` removes it and fails the pending ones (the feed "
         "keeps every event).",
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/messengers/{{messenger_id}}/rotate-key",
+        rotate_key,
+        "Rotate a messenger's API key",
+        "admin",
+        "admin",
+        body=Rotation,
+        responses={200: KeyRotated},
+        problems=("not_found",),
+        description="Issues a new API key (shown once). The previous key keeps working for "
+        "`grace` of real (wall-clock) time, at most `P30D`, or stops at once without it. A "
+        "key rotated out earlier stops at once: at most two keys work at a time.",
+    ),
+    Endpoint(
+        "POST",
+        f"{_BASE}/messengers/{{messenger_id}}/rotate-webhook-secret",
+        rotate_webhook_secret,
+        "Rotate a messenger's webhook secret",
+        "admin",
+        "admin",
+        body=Rotation,
+        responses={200: WebhookSecretRotated},
+        problems=("not_found",),
+        description="Issues a new webhook secret (shown once). For `grace` of real "
+        "(wall-clock) time, at most `P30D`, every webhook carries two signatures, "
+        "`webhook-signature: v1,<new> v1,<previous>`, so a receiver holding either secret "
+        "verifies it; without `grace` the previous secret stops signing at once. A secret "
+        "rotated out earlier stops at once.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/subscribers",
+        list_subscribers,
+        "List subscribers, personal data included",
+        "admin",
+        "admin",
+        responses={200: SubscriberPage},
+        problems=("validation_error",),
+        params=(
+            *_SUBSCRIBER_FILTERS,
+            Param(
+                "msisdn_prefix",
+                {"type": "string", "pattern": _PREFIX_PATTERN},
+                "Only numbers starting with this ('+' and 1 to 15 digits).",
+            ),
+            Param(
+                "after",
+                {"type": "string", "pattern": MSISDN_PATTERN},
+                "The next_cursor of the previous page (omit for the first page).",
+            ),
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                "At most this many subscribers.",
+            ),
+        ),
+        description="In number order, a page at a time: pass `next_cursor` as `after` "
+        "until it is null. Pages cost the same however many subscribers there are, with "
+        "or without `operator_id` and `msisdn_prefix`; `status` and `data_complete` are "
+        "checked on the records passed on the way.",
+    ),
+    Endpoint(
+        "GET",
+        f"{_BASE}/subscribers/sample",
+        sample_subscribers,
+        "Draw subscribers at random",
+        "admin",
+        "admin",
+        responses={200: SubscriberSample},
+        problems=("validation_error",),
+        params=(
+            Param(
+                "n",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+                "How many subscribers.",
+            ),
+            *_SUBSCRIBER_FILTERS,
+            Param(
+                "seed",
+                {"type": "integer", "minimum": 0, "maximum": _MAX_SEED},
+                "The same seed draws the same subscribers from the same records "
+                "(default: a random draw).",
+            ),
+        ),
+        description="Distinct subscribers drawn at random from the operators' number "
+        "ranges without reading the whole table: each draw is a random number and the "
+        "first matching subscriber at or after it. Fewer than `n` when fewer match.",
     ),
     Endpoint(
         "POST",
@@ -276,7 +456,7 @@ ENDPOINTS = (
         "admin",
         body=SubscriberUpsert,
         responses={200: SubscribersUpserted},
-        problems=(400, 401, 413, 415, 422),
+        problems=("invalid_msisdn",),
     ),
     Endpoint(
         "GET",
@@ -286,7 +466,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: Subscriber},
-        problems=(401, 404, 422),
+        problems=("not_found",),
     ),
     Endpoint(
         "GET",
@@ -296,7 +476,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalPage},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             *_JOURNAL_FILTERS,
             Param(
@@ -314,7 +494,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalCount},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=_JOURNAL_FILTERS,
         description="The same filters as the journal; e.g. how many requests a messenger "
         "sent for one number.",
@@ -327,7 +507,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: CallPage},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             *_JOURNAL_FILTERS,
             _ENDPOINT_FILTER,
@@ -350,7 +530,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: JournalCount},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(*_JOURNAL_FILTERS, _ENDPOINT_FILTER),
     ),
     Endpoint(
@@ -361,7 +541,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: CodeList},
-        problems=(401, 422),
+        problems=("validation_error", "invalid_msisdn"),
         params=(
             Param("messenger_id", _ID_PARAM, "Only this messenger's."),
             Param("operator_id", _ID_PARAM, "Only those registered with this operator."),
@@ -389,7 +569,7 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={204: None},
-        problems=(400, 401, 404, 415, 422),
+        problems=("not_found",),
         description="Clears this messenger's requests, codes, idempotency keys, journal "
         "entries, events, scheduled work, rule counters and the runtime rules that match "
         "only this messenger. Other messengers keep theirs.",
@@ -402,7 +582,6 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: ClockView},
-        problems=(401,),
     ),
     Endpoint(
         "PUT",
@@ -413,7 +592,6 @@ ENDPOINTS = (
         "admin",
         body=ClockSet,
         responses={200: ClockView},
-        problems=(400, 401, 413, 415, 422),
     ),
     Endpoint(
         "POST",
@@ -424,7 +602,6 @@ ENDPOINTS = (
         "admin",
         body=ClockAdvance,
         responses={200: ClockAdvanced},
-        problems=(400, 401, 413, 415, 422),
     ),
     Endpoint(
         "POST",
@@ -435,6 +612,5 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={204: None},
-        problems=(400, 401, 415, 422),
     ),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ from operator_sim.server.services import SERVICES, Services
 from operator_sim.server.sim_swap import SimSwaps
 from operator_sim.server.sms import SmsGateway
 from operator_sim.server.subscribers import Subscribers
+from operator_sim.server.tls import webhook_context
 from operator_sim.server.waiters import Waiters
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.server.webhooks import WebhookWorker
@@ -117,6 +119,7 @@ class _Prepared:
     admin_token: str
     admin_is_demo: bool
     policy: WebhookPolicy
+    webhook_ssl: ssl.SSLContext | None
     openapi: bytes
     metrics: Metrics
     waiters: Waiters
@@ -185,6 +188,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         timeout=settings.webhook_timeout,
         per_messenger=settings.webhook_concurrency,
         policy=prepared.policy,
+        ssl_context=prepared.webhook_ssl,
     )
     return Services(
         settings=settings,
@@ -205,7 +209,9 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         identification=identification,
         codes=Codes(db, operators, calls),
         subscribers=subscribers,
-        messengers=Messengers(db, clock, prepared.policy, webhook_work),
+        messengers=Messengers(
+            db, clock, prepared.policy, webhook_work, auth, webhooks.forget_signers
+        ),
         journal=Journal(db),
         feed=Feed(db, clock, operators, calls, waiters, metrics),
         deliveries=Deliveries(db, clock, webhook_work),
@@ -314,6 +320,7 @@ def create_app(
         policy=WebhookPolicy.from_settings(
             settings.webhook_allowed_hosts, settings.webhook_allow_net
         ),
+        webhook_ssl=None if settings.webhook_ca is None else webhook_context(settings.webhook_ca),
         openapi=render_openapi(
             build_openapi(ENDPOINTS, operator_ids=[op.id for op in loaded.fixture.operators])
         ),

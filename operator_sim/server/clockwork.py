@@ -76,7 +76,7 @@ class Clockwork:
         if self._clock.now_ms() + ms >= _LATEST_MS:
             raise errors.ValidationFailed(
                 "the clock cannot pass the year 9000",
-                errors=[{"loc": ["by"], "msg": "too large"}],
+                errors=[{"loc": ["by"], "msg": "too large", "type": "too_large"}],
             )
         # Counted from the scheduler's total: its background pass may fire some of what
         # falls due before this call's own pass does.

@@ -33,7 +33,14 @@ class Param:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One route: how it is served and how it is described."""
+    """One route: how it is served and how it is described.
+
+    ``problems`` names the problem codes (``problems.PROBLEM_CODES``) this route answers
+    beyond those every route of its kind does (the description adds those: bad bodies,
+    credentials, limits). ``headers`` names the response headers a status carries beyond
+    ``X-Request-Id``; ``faults`` says that fault rules act here, so any 4xx or 5xx status
+    a rule chooses may come back.
+    """
 
     method: str
     path: str
@@ -44,12 +51,19 @@ class Endpoint:
     body: type[BaseModel] | None = None
     empty_body: bool = False
     responses: Mapping[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
-    problems: Sequence[int] = ()
+    problems: Sequence[str] = ()
     params: Sequence[Param] = ()
     response_type: str = "application/json"
     description: str = ""
     journal: EndpointName | None = None
     """The call's name in the journal and for fault rules (messenger routes)."""
+    headers: Mapping[int, Sequence[str]] = field(default_factory=dict)
+
+    @property
+    def faults(self) -> bool:
+        """Whether fault rules act on this route (every messenger-facing call): it may
+        answer any status a rule names."""
+        return self.journal is not None
 
 
 def json_response(

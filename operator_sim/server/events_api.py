@@ -75,7 +75,8 @@ ENDPOINTS = (
         "messenger",
         journal="events.list",
         responses={200: EventPage},
-        problems=(401, 404, 422),
+        problems=("not_found", "validation_error", "cursor_unknown"),
+        headers={200: ("Preference-Applied",)},
         params=(
             Param(
                 "after",
@@ -106,7 +107,7 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={200: LifecycleResult},
-        problems=(400, 401, 404, 415, 422),
+        problems=("not_found",),
     ),
     Endpoint(
         "POST",
@@ -117,7 +118,7 @@ ENDPOINTS = (
         "admin",
         body=PortRequest,
         responses={200: LifecycleResult},
-        problems=(400, 401, 404, 409, 413, 415, 422),
+        problems=("not_found", "conflict"),
     ),
     Endpoint(
         "GET",
@@ -127,7 +128,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: DeliveryList},
-        problems=(401, 422),
+        problems=("validation_error",),
         params=(
             Param("messenger_id", _ID_PARAM, "Only this messenger's events."),
             Param(
@@ -146,6 +147,6 @@ ENDPOINTS = (
         "admin",
         empty_body=True,
         responses={202: Delivery},
-        problems=(400, 401, 404, 409, 415, 422),
+        problems=("not_found", "conflict"),
     ),
 )

@@ -103,8 +103,9 @@ ENDPOINTS = (
         journal="identification.create",
         body=IdentificationRequestCreate,
         responses={201: IdentificationRequest},
-        problems=(400, 401, 404, 413, 415, 422, 429, 503),
+        problems=("not_found", "invalid_msisdn", "idempotency_key_reused", "enumeration_suspected"),
         params=(_PREFER, _IDEMPOTENCY),
+        headers={201: ("Location", "Idempotent-Replayed", "Preference-Applied")},
         description="Answered within 20 minutes of simulation time with `present` or `absent` "
         "only. A fault rule may refuse the call (429/503 with Retry-After) or drop the connection.",
     ),
@@ -117,8 +118,9 @@ ENDPOINTS = (
         "messenger",
         journal="identification.get",
         responses={200: IdentificationRequest},
-        problems=(401, 404),
+        problems=("not_found",),
         params=(_PREFER,),
+        headers={200: ("Preference-Applied",)},
     ),
     Endpoint(
         "POST",
@@ -130,7 +132,7 @@ ENDPOINTS = (
         journal="code.register",
         body=IdentificationCodeCreate,
         responses={201: IdentificationCode, 200: IdentificationCode},
-        problems=(400, 401, 404, 409, 413, 415, 422),
+        problems=("not_found", "conflict"),
         description="201 when registered, 200 when the same pair was registered before; "
         "409 unless the request is this messenger's and was answered present in time.",
     ),
@@ -143,7 +145,7 @@ ENDPOINTS = (
         "messenger",
         journal="code.delete",
         responses={204: None},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "GET",
@@ -154,6 +156,6 @@ ENDPOINTS = (
         "messenger",
         journal="routing.get",
         responses={200: Routing},
-        problems=(401, 404, 422),
+        problems=("not_found",),
     ),
 )

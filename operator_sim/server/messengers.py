@@ -1,20 +1,34 @@
-"""Messengers: registering them with fresh credentials, and changing their webhook URL."""
+"""Messengers: registering them, changing their webhook URL, rotating their credentials.
+
+A rotated-out API key or webhook secret may keep working for a grace period of wall-clock
+time (real clients rotate credentials in real time, whatever the simulation clock does).
+At most two of each are valid at once: a second rotation ends the oldest at once.
+"""
 
 from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import structlog
 
 from operator_sim import errors
-from operator_sim.clock import SimClock
+from operator_sim.clock import SimClock, ms_to_datetime, wall_time
 from operator_sim.domain.webhook_targets import WebhookPolicy
+from operator_sim.server.auth import Authenticator
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.store import Conn, Database, messengers
 from operator_sim.store import outbox as outbox_table
-from operator_sim.wire import Messenger, MessengerCreate, MessengerCreated, MessengerPatch
+from operator_sim.wire import (
+    KeyRotated,
+    Messenger,
+    MessengerCreate,
+    MessengerCreated,
+    MessengerPatch,
+    WebhookSecretRotated,
+)
 
 __all__ = ["Messengers", "new_api_key", "new_webhook_secret"]
 
@@ -35,12 +49,20 @@ class Messengers:
     """The messengers registered with the simulated operators."""
 
     def __init__(
-        self, db: Database, clock: SimClock, policy: WebhookPolicy, webhook_work: Wakeup
+        self,
+        db: Database,
+        clock: SimClock,
+        policy: WebhookPolicy,
+        webhook_work: Wakeup,
+        auth: Authenticator,
+        secret_rotated: Callable[[str], None],
     ) -> None:
         self._db = db
         self._clock = clock
         self._policy = policy
         self._webhook_work = webhook_work
+        self._auth = auth
+        self._secret_rotated = secret_rotated
 
     def _check_target(self, url: str | None, own: Sequence[tuple[str, int]]) -> None:
         if url is None:
@@ -60,7 +82,7 @@ class Messengers:
         ``own`` is where this server listens: a webhook URL pointing there is refused.
         """
         self._check_target(body.webhook_url, own)
-        api_key, secret = new_api_key(), new_webhook_secret()
+        api_key, secret = new_api_key(), body.webhook_secret or new_webhook_secret()
         now = self._clock.now_ms()
         ok = await self._db.run(
             lambda conn: messengers.insert_messenger(
@@ -135,3 +157,55 @@ class Messengers:
             pending_deliveries=moved,
         )
         return found
+
+    async def rotate_key(self, messenger_id: str, grace: timedelta | None) -> KeyRotated:
+        """A new API key; the current one works for ``grace`` more (wall clock), or stops now."""
+        api_key = new_api_key()
+        until = _grace_end(grace)
+        found = await self._db.run(
+            lambda conn: messengers.rotate_key(
+                conn, messenger_id, api_key=api_key, previous_until_ms=until
+            )
+        )
+        if not found:
+            raise errors.NotFound(kind="messenger", ident=messenger_id)
+        self._auth.forget()
+        log.info("messenger_key_rotated", messenger_id=messenger_id, grace_ms=_grace_ms(grace))
+        return KeyRotated(
+            api_key=api_key, previous_valid_until=None if until is None else ms_to_datetime(until)
+        )
+
+    async def rotate_webhook_secret(
+        self, messenger_id: str, grace: timedelta | None
+    ) -> WebhookSecretRotated:
+        """A new webhook secret; webhooks carry the current one's signature too for ``grace``
+        more (wall clock), or stop at once."""
+        secret = new_webhook_secret()
+        until = _grace_end(grace)
+        found = await self._db.run(
+            lambda conn: messengers.rotate_webhook_secret(
+                conn, messenger_id, secret=secret, previous_until_ms=until
+            )
+        )
+        if not found:
+            raise errors.NotFound(kind="messenger", ident=messenger_id)
+        self._secret_rotated(messenger_id)
+        log.info(
+            "messenger_webhook_secret_rotated",
+            messenger_id=messenger_id,
+            grace_ms=_grace_ms(grace),
+        )
+        return WebhookSecretRotated(
+            webhook_secret=secret,
+            previous_valid_until=None if until is None else ms_to_datetime(until),
+        )
+
+
+def _grace_ms(grace: timedelta | None) -> int:
+    return 0 if grace is None else round(grace.total_seconds() * 1000)
+
+
+def _grace_end(grace: timedelta | None) -> int | None:
+    """The wall-clock epoch milliseconds a grace period ends at; None for none."""
+    ms = _grace_ms(grace)
+    return None if ms <= 0 else round(wall_time() * 1000) + ms

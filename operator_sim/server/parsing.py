@@ -206,7 +206,7 @@ def _query(request: web.Request, name: str) -> str | None:
     if len(values) > 1 or values[0] == "":
         raise errors.ValidationFailed(
             f"query parameter {name} must be given once, with a value",
-            errors=[{"loc": ["query", name], "msg": "empty or repeated"}],
+            errors=[{"loc": ["query", name], "msg": "empty or repeated", "type": "repeated"}],
         )
     return values[0]
 
@@ -225,7 +225,7 @@ def query_id(request: web.Request, name: str) -> str | None:
     if raw is not None and not _ID_RE.fullmatch(raw):
         raise errors.ValidationFailed(
             f"query parameter {name} is not a valid id",
-            errors=[{"loc": ["query", name], "msg": "bad id"}],
+            errors=[{"loc": ["query", name], "msg": "bad id", "type": "string_pattern_mismatch"}],
         )
     return raw
 
@@ -238,7 +238,9 @@ def query_int(request: web.Request, name: str, *, default: int, low: int, high: 
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
         raise errors.ValidationFailed(
             f"query parameter {name} must be a whole number from {low} to {high}",
-            errors=[{"loc": ["query", name], "msg": f"expected {low}..{high}"}],
+            errors=[
+                {"loc": ["query", name], "msg": f"expected {low}..{high}", "type": "int_range"}
+            ],
         )
     return int(raw)
 
@@ -260,7 +262,13 @@ def query_timestamp(request: web.Request, name: str) -> int | None:
         raise errors.ValidationFailed(
             f"query parameter {name} must be an RFC 3339 timestamp with a zone "
             "(2026-03-01T12:00:00Z)",
-            errors=[{"loc": ["query", name], "msg": "RFC 3339 timestamp expected"}],
+            errors=[
+                {
+                    "loc": ["query", name],
+                    "msg": "RFC 3339 timestamp expected",
+                    "type": "datetime_format",
+                }
+            ],
         )
     return round(value.timestamp() * 1000)
 

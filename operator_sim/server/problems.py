@@ -11,7 +11,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import structlog
@@ -32,22 +33,82 @@ _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+@dataclass(frozen=True)
+class ProblemCode:
+    """A stable problem ``code``: the status it comes with, and when it is answered."""
+
+    status: int | None
+    """None for the codes of a fault rule's status that has no code of its own."""
+    when: str
+    retry_after: bool = False
+    """Always sent with ``Retry-After`` (a fault rule's status carries it when the rule says)."""
+
+
+# Every code the server answers, in one place: the middleware picks from it and the
+# OpenAPI description enumerates it (``Problem.code``) and lists it per response.
+PROBLEM_CODES: Mapping[str, ProblemCode] = {
+    "bad_request": ProblemCode(
+        400, "a request that cannot be read (malformed HTTP, broken body framing)"
+    ),
+    "invalid_json": ProblemCode(400, "the body is not JSON, or is empty where a body is needed"),
+    "invalid_content_encoding": ProblemCode(
+        400, "the body is not in the Content-Encoding it declares"
+    ),
+    "unauthorized": ProblemCode(401, "a missing or wrong key or token"),
+    "not_found": ProblemCode(404, "an unknown route, operator or id, or another messenger's id"),
+    "method_not_allowed": ProblemCode(
+        405, "the route exists with other methods (Allow lists them)"
+    ),
+    "request_timeout": ProblemCode(408, "the body did not arrive within the client timeout"),
+    "conflict": ProblemCode(409, "the request contradicts the stored state"),
+    "cursor_unknown": ProblemCode(
+        409, "a feed cursor this feed never gave this messenger: restart without after"
+    ),
+    "payload_too_large": ProblemCode(413, "a body over the limit, counted after decompression"),
+    "uri_too_long": ProblemCode(414, "a request target over the header size limit"),
+    "unsupported_media_type": ProblemCode(415, "a body without Content-Type: application/json"),
+    "invalid_msisdn": ProblemCode(422, "a number that is not canonical E.164"),
+    "idempotency_key_reused": ProblemCode(
+        422, "an Idempotency-Key already bound to a different request"
+    ),
+    "validation_error": ProblemCode(
+        422, "JSON of the wrong shape, a bad query parameter or a refused value"
+    ),
+    "rate_limited": ProblemCode(
+        429, "over the messenger's rate limit, or a fault rule's 429", retry_after=True
+    ),
+    "too_many_long_polls": ProblemCode(
+        429, "the messenger already holds its most calls with Prefer: wait", retry_after=True
+    ),
+    "enumeration_suspected": ProblemCode(
+        429, "too many numbers of one block within the window", retry_after=True
+    ),
+    "header_too_large": ProblemCode(431, "a header field over the header size limit"),
+    "internal_error": ProblemCode(500, "a bug: logged with the request id"),
+    "operator_unavailable": ProblemCode(503, "a fault rule's 503"),
+    "storage_unavailable": ProblemCode(
+        503, "the database cannot be written now (disk full or failing)", retry_after=True
+    ),
+    "http_error": ProblemCode(None, "a fault rule's 4xx status that has no code of its own"),
+    "server_error": ProblemCode(None, "a fault rule's 5xx status that has no code of its own"),
+}
+
 # Looked up along the exception's class hierarchy: the most specific class listed wins.
-_TABLE: dict[type[errors.OperatorSimError], tuple[int, str]] = {
-    errors.InvalidMsisdn: (422, "invalid_msisdn"),
-    errors.IdempotencyKeyReused: (422, "idempotency_key_reused"),
-    errors.ValidationFailed: (422, "validation_error"),
-    errors.InvalidJson: (400, "invalid_json"),
-    errors.InvalidContentEncoding: (400, "invalid_content_encoding"),
-    errors.UnsupportedMediaType: (415, "unsupported_media_type"),
-    errors.PayloadTooLarge: (413, "payload_too_large"),
-    errors.RequestTimeout: (408, "request_timeout"),
-    errors.InputError: (400, "bad_request"),
-    errors.Unauthorized: (401, "unauthorized"),
-    errors.NotFound: (404, "not_found"),
-    errors.CursorUnknown: (409, "cursor_unknown"),
-    errors.Conflict: (409, "conflict"),
-    errors.StorageUnavailable: (503, "storage_unavailable"),
+_TABLE: dict[type[errors.OperatorSimError], str] = {
+    errors.InvalidMsisdn: "invalid_msisdn",
+    errors.IdempotencyKeyReused: "idempotency_key_reused",
+    errors.ValidationFailed: "validation_error",
+    errors.InvalidJson: "invalid_json",
+    errors.InvalidContentEncoding: "invalid_content_encoding",
+    errors.UnsupportedMediaType: "unsupported_media_type",
+    errors.PayloadTooLarge: "payload_too_large",
+    errors.RequestTimeout: "request_timeout",
+    errors.InputError: "bad_request",
+    errors.Unauthorized: "unauthorized",
+    errors.NotFound: "not_found",
+    errors.CursorUnknown: "cursor_unknown",
+    errors.Conflict: "conflict",
+    errors.StorageUnavailable: "storage_unavailable",
 }
 STORAGE_RETRY_AFTER = 5
 """Seconds a client is told to wait when the database cannot be written."""
@@ -73,13 +134,15 @@ def status_for(exc: BaseException) -> int:
 
 def _status_of(exc: errors.OperatorSimError) -> tuple[int, str] | None:
     for cls in type(exc).__mro__:
-        found = _TABLE.get(cls)
-        if found is not None:
-            return found
+        code = _TABLE.get(cls)
+        status = None if code is None else PROBLEM_CODES[code].status
+        if code is not None and status is not None:
+            return status, code
     return None
 
 
-_HTTP_CODES = {
+# The code of a bare status: aiohttp's own errors, and a fault rule's http_error.
+_HTTP_CODES: dict[int, str] = {
     400: "bad_request",
     401: "unauthorized",
     404: "not_found",
@@ -116,7 +179,7 @@ def problem_response(
         detail=detail,
         code=code,
         instance=request.path,
-        request_id=request.get(REQUEST_ID),
+        request_id=request.get(REQUEST_ID, ""),
         errors=errors_,
     )
     return web.Response(

@@ -49,7 +49,8 @@ ENDPOINTS = (
         "admin",
         body=RuleSpec,
         responses={201: Rule},
-        problems=(400, 401, 409, 413, 415, 422),
+        problems=("conflict",),
+        headers={201: ("Location",)},
         description="Appended after the fixture's rules and earlier runtime rules; the first "
         "matching rule that applies wins. 409 when the id is taken, 422 (nothing stored) for "
         "an invalid rule or an unknown operator.",
@@ -62,7 +63,6 @@ ENDPOINTS = (
         "rules",
         "admin",
         responses={200: RuleList},
-        problems=(401,),
     ),
     Endpoint(
         "GET",
@@ -72,7 +72,7 @@ ENDPOINTS = (
         "rules",
         "admin",
         responses={200: Rule},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "DELETE",
@@ -82,7 +82,7 @@ ENDPOINTS = (
         "rules",
         "admin",
         responses={204: None},
-        problems=(401, 404),
+        problems=("not_found",),
         description="Fixture rules can be deleted too; a reset restores them.",
     ),
 )

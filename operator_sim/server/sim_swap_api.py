@@ -41,12 +41,7 @@ async def record_sim_swap(request: web.Request) -> web.StreamResponse:
     """Record that the number's SIM changed (now, or at ``at``)."""
     services = request.app[SERVICES]
     msisdn = path_msisdn(request)
-    # The body is optional: `{}` or nothing at all records a swap now.
-    body = (
-        await services.reader.model(request, SimSwapRecord)
-        if request.body_exists
-        else SimSwapRecord()
-    )
+    body = await services.reader.model(request, SimSwapRecord)
     return json_response(await services.sim_swaps.record(msisdn, at=body.at))
 
 
@@ -61,7 +56,7 @@ ENDPOINTS = (
         journal="sim_swap.retrieve_date",
         body=SimSwapDateRequest,
         responses={200: SimSwapDate},
-        problems=(400, 401, 404, 413, 415, 422),
+        problems=("not_found", "invalid_msisdn"),
         description="Answered only by the operator that holds the number (its subscriber "
         "record, else its range); any other answers 404.",
     ),
@@ -75,7 +70,7 @@ ENDPOINTS = (
         journal="sim_swap.check",
         body=SimSwapCheckRequest,
         responses={200: SimSwapCheck},
-        problems=(400, 401, 404, 413, 415, 422),
+        problems=("not_found", "invalid_msisdn"),
         description="`maxAge` in hours, 1 to 2400 (default 240), in simulation time. Answered "
         "only by the operator that holds the number; any other answers 404.",
     ),
@@ -88,8 +83,8 @@ ENDPOINTS = (
         "admin",
         body=SimSwapRecord,
         responses={200: SimSwapRecorded},
-        problems=(400, 401, 404, 413, 415, 422),
-        description="The swap's time is `at` (default: now, simulation time; never ahead of "
+        problems=("not_found",),
+        description="The swap's time is `at` (`{}` for now, simulation time; never ahead of "
         "it); the latest swap is kept. The contract and its codes stay as they are.",
     ),
 )

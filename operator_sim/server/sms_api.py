@@ -97,7 +97,8 @@ ENDPOINTS = (
         journal="sms.send",
         body=SmsCreate,
         responses={202: SmsMessage},
-        problems=(400, 401, 413, 415, 422, 429, 503),
+        problems=("invalid_msisdn", "idempotency_key_reused"),
+        headers={202: ("Location", "Idempotent-Replayed")},
         params=(
             Param(
                 "Idempotency-Key",
@@ -121,7 +122,7 @@ ENDPOINTS = (
         "messenger",
         journal="sms.get",
         responses={200: SmsMessage},
-        problems=(401, 404),
+        problems=("not_found",),
     ),
     Endpoint(
         "GET",
@@ -132,7 +133,8 @@ ENDPOINTS = (
         "messenger",
         journal="sms.events",
         responses={200: SmsEventPage},
-        problems=(401, 409, 422),
+        problems=("validation_error", "cursor_unknown"),
+        headers={200: ("Preference-Applied",)},
         params=(
             Param(
                 "after",
@@ -153,7 +155,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: PhoneInbox},
-        problems=(401, 422),
+        problems=("validation_error",),
         params=(
             Param(
                 "after",
@@ -172,11 +174,11 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: PhoneOtp},
-        problems=(401, 404, 422),
+        problems=("not_found", "validation_error"),
         params=(
             Param(
                 "after",
-                {"type": "string"},
+                {"type": "string", "minLength": 1},
                 "An SMS id: only a code sent after that message counts.",
             ),
             _prefer("until a code arrives"),

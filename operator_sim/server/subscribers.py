@@ -6,6 +6,8 @@ per code, in the same unit of work (the outbox); they are announced after the co
 
 from __future__ import annotations
 
+import random
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,20 +15,48 @@ import structlog
 
 from operator_sim import errors
 from operator_sim.clock import SimClock, ms_to_datetime
+from operator_sim.domain.sampling import sample_points
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Emitted, Outbox
 from operator_sim.store import Conn, Database, codes, subscribers
+from operator_sim.store import operators as operators_table
+from operator_sim.store.subscribers import SubscriberFilter
 from operator_sim.wire import (
     LifecycleResult,
     RuleSpec,
     Subscriber,
     SubscriberIn,
+    SubscriberPage,
+    SubscriberSample,
     SubscribersUpserted,
 )
 
 __all__ = ["Subscribers", "Written"]
 
 log = structlog.get_logger("operator_sim.lifecycle")
+
+
+_SAMPLE_WINDOW = 256
+"""Records a sample's draw looks at, at most, for one that matches the filter."""
+
+
+def _sample_draws(count: int) -> int:
+    """Draws a sample of ``count`` makes at most: repeats and misses need some spare."""
+    return 2 * count + 32
+
+
+async def _ranges_of(conn: Conn, operator_id: str | None) -> list[tuple[int, int]]:
+    """The number ranges of one operator, or of all."""
+    return [
+        (int(r.from_[1:]), int(r.to[1:]))
+        for op in await operators_table.list_operators(conn)
+        if operator_id in (None, op.id)
+        for r in op.ranges
+    ]
+
+
+async def _spans_of(conn: Conn, operator_id: str) -> list[subscribers.Span]:
+    return subscribers.number_spans(await _ranges_of(conn, operator_id))
 
 
 def _day(now_ms: int) -> str:
@@ -59,6 +89,59 @@ class Subscribers:
         if found is None:
             raise errors.NotFound(kind="subscriber")
         return found
+
+    async def list_page(
+        self, selection: SubscriberFilter, *, after: str | None, limit: int
+    ) -> SubscriberPage:
+        """One page of records in number order after ``after`` (admin only).
+
+        Like the journal's filters, an operator that is not simulated holds nothing.
+        """
+        operator_id = selection.operator_id
+
+        async def unit(conn: Conn) -> list[Subscriber]:
+            spans = await _spans_of(conn, operator_id) if operator_id is not None else []
+            return await subscribers.list_subscribers(
+                conn, selection, after=after, limit=limit + 1, operator_spans=spans
+            )
+
+        found = await self._db.read(unit)
+        page = found[:limit]
+        more = len(found) > limit
+        return SubscriberPage(subscribers=page, next_cursor=page[-1].msisdn if more else None)
+
+    async def sample(
+        self, selection: SubscriberFilter, *, count: int, seed: int | None
+    ) -> SubscriberSample:
+        """Up to ``count`` distinct records drawn at random; the same seed, the same records.
+
+        Each draw is a random number of the operators' ranges (``domain.sampling``; of the
+        operator's, with ``operator_id``) and the first matching record not drawn yet at
+        or after it, going round at the end: seeks in the table's key, never a scan. A
+        draw looks at no more than ``_SAMPLE_WINDOW`` records, so a filter that matches
+        fewer than about one record in that many may give fewer than ``count``.
+        """
+        operator_id = selection.operator_id
+        rng_seed = secrets.randbits(63) if seed is None else seed
+
+        async def unit(conn: Conn) -> list[Subscriber]:
+            ranges = await _ranges_of(conn, operator_id)
+            # Records held outside any range (the admin API's) are sampled too, unless
+            # the sample is of one operator: then its ranges are where it looks.
+            spans = subscribers.number_spans(ranges) if operator_id is not None else []
+            rng = random.Random(f"operator-sim/sample/{rng_seed}")  # noqa: S311 (test data)
+            taken: dict[str, None] = {}  # drawn numbers, in the order drawn
+            for number in sample_points(ranges, _sample_draws(count), rng):
+                found, exhausted = await subscribers.first_untaken(
+                    conn, f"+{number}", selection, taken, spans=spans, window=_SAMPLE_WINDOW
+                )
+                if found is not None:
+                    taken[found] = None
+                if exhausted or len(taken) == count:
+                    break
+            return await subscribers.subscribers_by_number(conn, list(taken))
+
+        return SubscriberSample(subscribers=await self._db.read(unit))
 
     async def upsert(self, records: Sequence[SubscriberIn]) -> SubscribersUpserted:
         """Insert or replace subscribers, all or nothing; of a repeated number, the last wins.

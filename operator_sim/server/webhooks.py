@@ -4,6 +4,10 @@ One background task owned by the application reads due attempts from the databas
 restart resumes them) and runs each attempt as its own task, at most a few at a time per
 messenger: a slow receiver delays only its own messenger's deliveries. Retries follow
 ``domain.delivery``'s schedule on the simulation clock; ``webhook-timestamp`` is wall time.
+
+While a rotated-out webhook secret is in its grace period (wall clock), every attempt
+carries two signatures, the new secret's first (``v1,<new> v1,<old>``), so a receiver
+holding either verifies it.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import ssl
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -28,6 +34,7 @@ from operator_sim.server.waiters import DELIVERIES_CHANGED, Waiters
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.store import Database, messengers
 from operator_sim.store import outbox as outbox_table
+from operator_sim.store.messengers import WebhookSecrets
 from operator_sim.store.outbox import AttemptRecord, WebhookDue
 
 log = structlog.get_logger("operator_sim.webhooks")
@@ -38,16 +45,45 @@ _RESPONSE_READ_LIMIT = 64 * 1024
 
 
 def signed_headers(
-    signer: Webhook, *, event_id: str, body: str, sent_at: datetime
+    signer: Webhook,
+    *,
+    event_id: str,
+    body: str,
+    sent_at: datetime,
+    also: Sequence[Webhook] = (),
 ) -> dict[str, str]:
-    """The Standard Webhooks headers for one attempt (``webhook-id`` is the event id)."""
+    """The Standard Webhooks headers for one attempt (``webhook-id`` is the event id).
+
+    ``also`` signs with more secrets: their signatures follow, space-separated.
+    """
+    signatures = [s.sign(event_id, sent_at, body) for s in (signer, *also)]
     return {
         "content-type": "application/json",
         "user-agent": f"operator-sim/{__version__}",
         "webhook-id": event_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": signer.sign(event_id, sent_at, body),
+        "webhook-signature": " ".join(signatures),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Signers:
+    """A messenger's signing secrets: the current one, and a previous one in its grace."""
+
+    current: Webhook
+    previous: Webhook | None
+    previous_until_ms: int | None
+
+    @classmethod
+    def of(cls, secrets: WebhookSecrets) -> _Signers:
+        previous = None if secrets.previous is None else Webhook(secrets.previous)
+        return cls(Webhook(secrets.current), previous, secrets.previous_until_ms)
+
+    def in_grace(self, now_ms: float) -> tuple[Webhook, ...]:
+        """The previous secret's signer while its grace period lasts."""
+        if self.previous is None or self.previous_until_ms is None:
+            return ()
+        return (self.previous,) if now_ms < self.previous_until_ms else ()
 
 
 class WebhookWorker:
@@ -64,6 +100,7 @@ class WebhookWorker:
         timeout: float,
         per_messenger: int,
         policy: WebhookPolicy,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -77,7 +114,10 @@ class WebhookWorker:
         self._limits: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(self._per_messenger)
         )
-        self._signers: dict[str, Webhook] = {}
+        self._signers: dict[str, _Signers] = {}
+        # Bumped by forget_signers(): a lookup that raced a rotation reads again.
+        self._signers_generation = 0
+        self._ssl = ssl_context
         self._rng = random.Random()  # jitter only; nothing depends on its sequence  # noqa: S311
         self._session: aiohttp.ClientSession | None = None
 
@@ -85,14 +125,23 @@ class WebhookWorker:
         """Look for due attempts now (new events, a replay, or the clock moved)."""
         self._work.wake()
 
-    async def _signer(self, messenger_id: str) -> Webhook | None:
-        signer = self._signers.get(messenger_id)
-        if signer is None:
-            secret = await self._db.read(lambda conn: messengers.webhook_secret(conn, messenger_id))
-            if secret is None:
+    def forget_signers(self, messenger_id: str) -> None:
+        """Read a messenger's secrets again before its next attempt (after a rotation)."""
+        self._signers.pop(messenger_id, None)
+        self._signers_generation += 1
+
+    async def _signer(self, messenger_id: str) -> _Signers | None:
+        signers = self._signers.get(messenger_id)
+        while signers is None:
+            generation = self._signers_generation
+            secrets = await self._db.read(
+                lambda conn: messengers.webhook_secrets(conn, messenger_id)
+            )
+            if secrets is None:
                 return None
-            signer = self._signers[messenger_id] = Webhook(secret)
-        return signer
+            if generation == self._signers_generation:
+                signers = self._signers[messenger_id] = _Signers.of(secrets)
+        return signers
 
     def _dispatch(self, due: Sequence[WebhookDue]) -> None:
         for item in due:
@@ -140,8 +189,15 @@ class WebhookWorker:
             return None, "messenger no longer registered", None
         if self._session is None:
             return None, "worker stopped", None
-        sent_at = datetime.fromtimestamp(int(wall_time()), tz=UTC)
-        headers = signed_headers(signer, event_id=item.event_id, body=item.body, sent_at=sent_at)
+        now = wall_time()
+        sent_at = datetime.fromtimestamp(int(now), tz=UTC)
+        headers = signed_headers(
+            signer.current,
+            event_id=item.event_id,
+            body=item.body,
+            sent_at=sent_at,
+            also=signer.in_grace(now * 1000),
+        )
         try:
             async with self._session.post(
                 item.url, data=item.body.encode(), headers=headers, allow_redirects=False
@@ -213,7 +269,9 @@ class WebhookWorker:
         """The background loop, until cancelled."""
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout),
-            connector=aiohttp.TCPConnector(limit=100),
+            # An https receiver is verified against the system's authorities, or against
+            # --webhook-ca when given.
+            connector=aiohttp.TCPConnector(limit=100, ssl=self._ssl or True),
         )
         try:
             while True:

@@ -18,11 +18,24 @@ def hash_secret(secret: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MessengerAuth:
-    """What authentication needs to know of a messenger."""
+    """What authentication needs to know of a messenger, found by one of its keys."""
 
     id: str
     api_key_hash: str
+    """The hash of the key it was found by (current or previous)."""
     demo: bool
+    valid_until_ms: int | None = None
+    """Wall-clock epoch milliseconds until which that key works: None for the current key."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSecrets:
+    """The secrets a messenger's webhooks are signed with."""
+
+    current: str
+    previous: str | None = None
+    previous_until_ms: int | None = None
+    """Wall-clock epoch milliseconds until which webhooks carry the previous signature too."""
 
 
 async def insert_messenger(
@@ -111,14 +124,50 @@ async def messenger_exists(conn: Conn, messenger_id: str) -> bool:
 
 
 async def messenger_by_key_hash(conn: Conn, key_hash: str) -> MessengerAuth | None:
-    """The messenger whose API key hashes to ``key_hash``."""
+    """The messenger whose current or previous API key hashes to ``key_hash``."""
     async with conn.execute(
         "SELECT id, api_key_hash, demo FROM messengers WHERE api_key_hash = ?", (key_hash,)
     ) as cur:
         row = await cur.fetchone()
+    if row is not None:
+        return MessengerAuth(row["id"], row["api_key_hash"], bool(row["demo"]))
+    async with conn.execute(
+        "SELECT id, previous_key_hash, previous_key_until, demo FROM messengers "
+        "WHERE previous_key_hash = ?",
+        (key_hash,),
+    ) as cur:
+        row = await cur.fetchone()
     if row is None:
         return None
-    return MessengerAuth(row["id"], row["api_key_hash"], bool(row["demo"]))
+    return MessengerAuth(
+        row["id"], row["previous_key_hash"], bool(row["demo"]), int(row["previous_key_until"])
+    )
+
+
+async def rotate_key(
+    conn: Conn, messenger_id: str, *, api_key: str, previous_until_ms: int | None
+) -> bool:
+    """Make ``api_key`` the messenger's key; the current one works until ``previous_until_ms``
+    (None: it stops now). A key rotated out before stops at once. False for no messenger."""
+    cursor = await conn.execute(
+        "UPDATE messengers SET previous_key_hash = CASE WHEN ? IS NULL THEN NULL "
+        "ELSE api_key_hash END, previous_key_until = ?, api_key_hash = ? WHERE id = ?",
+        (previous_until_ms, previous_until_ms, hash_secret(api_key), messenger_id),
+    )
+    return cursor.rowcount > 0
+
+
+async def rotate_webhook_secret(
+    conn: Conn, messenger_id: str, *, secret: str, previous_until_ms: int | None
+) -> bool:
+    """Make ``secret`` the messenger's webhook secret; the current one signs too until
+    ``previous_until_ms`` (None: it stops now). False for no messenger."""
+    cursor = await conn.execute(
+        "UPDATE messengers SET previous_webhook_secret = CASE WHEN ? IS NULL THEN NULL "
+        "ELSE webhook_secret END, previous_secret_until = ?, webhook_secret = ? WHERE id = ?",
+        (previous_until_ms, previous_until_ms, secret, messenger_id),
+    )
+    return cursor.rowcount > 0
 
 
 async def webhook_url(conn: Conn, messenger_id: str) -> str | None:
@@ -130,10 +179,16 @@ async def webhook_url(conn: Conn, messenger_id: str) -> str | None:
     return None if row is None else row[0]
 
 
-async def webhook_secret(conn: Conn, messenger_id: str) -> str | None:
-    """The secret a messenger's webhooks are signed with."""
+async def webhook_secrets(conn: Conn, messenger_id: str) -> WebhookSecrets | None:
+    """The secrets a messenger's webhooks are signed with."""
     async with conn.execute(
-        "SELECT webhook_secret FROM messengers WHERE id = ?", (messenger_id,)
+        "SELECT webhook_secret, previous_webhook_secret, previous_secret_until "
+        "FROM messengers WHERE id = ?",
+        (messenger_id,),
     ) as cur:
         row = await cur.fetchone()
-    return None if row is None else str(row[0])
+    if row is None:
+        return None
+    return WebhookSecrets(
+        str(row["webhook_secret"]), row["previous_webhook_secret"], row["previous_secret_until"]
+    )

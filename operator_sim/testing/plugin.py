@@ -14,14 +14,16 @@ Pick the fixture by how the code under test talks to the server:
 
 Both give a free loopback port, a temporary database and a manual clock, and register a
 messenger for the code under test. The ``operator_sim_fixture`` ini option (a path
-relative to the rootdir) picks a fixture file other than the default for both.
+relative to the rootdir) picks a fixture file other than the default for both. Override
+the ``opsim_options`` fixture to pass more keyword arguments to both servers: ``ssl`` to
+serve HTTPS, ``client_ssl``, ``webhook_ca``, ``webhook_secret``, ``clock``...
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - without pytest-asyncio the fixture cannot run anyway
     _async_fixture = pytest.fixture  # type: ignore[assignment]
 
-__all__ = ["opsim", "opsim_server", "pytest_addoption"]
+__all__ = ["opsim", "opsim_options", "opsim_server", "pytest_addoption"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,21 +54,43 @@ def _fixture_file(config: pytest.Config) -> Path | None:
     return config.rootpath / configured if configured else None
 
 
+@pytest.fixture
+def opsim_options() -> dict[str, Any]:
+    """More keyword arguments for the ``opsim`` and ``opsim_server`` servers (none here).
+
+    Override it in a ``conftest.py``, e.g. to return ``{"ssl": server_context,
+    "client_ssl": client_context}`` for HTTPS.
+    """
+    return {}
+
+
+def _arguments(
+    request: pytest.FixtureRequest, tmp_path: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "fixture": _fixture_file(request.config),
+        "db_path": tmp_path / "operator-sim.db",
+        **options,
+    }
+
+
 @_async_fixture
-async def opsim(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OperatorSim]:
+async def opsim(
+    request: pytest.FixtureRequest, tmp_path: Path, opsim_options: dict[str, Any]
+) -> AsyncIterator[OperatorSim]:
     """A fresh operator-sim per test: free loopback port, temp database, manual clock."""
     from operator_sim.testing.server import OperatorSim  # imported on first use: aiohttp is heavy
 
-    fixture = _fixture_file(request.config)
-    async with OperatorSim(fixture=fixture, db_path=tmp_path / "operator-sim.db") as sim:
+    async with OperatorSim(**_arguments(request, tmp_path, opsim_options)) as sim:
         yield sim
 
 
 @pytest.fixture
-def opsim_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadedOperatorSim]:
+def opsim_server(
+    request: pytest.FixtureRequest, tmp_path: Path, opsim_options: dict[str, Any]
+) -> Iterator[ThreadedOperatorSim]:
     """A fresh operator-sim per test on its own thread, with blocking helpers (sync tests)."""
     from operator_sim.testing.threaded import ThreadedOperatorSim
 
-    fixture = _fixture_file(request.config)
-    with ThreadedOperatorSim(fixture=fixture, db_path=tmp_path / "operator-sim.db") as sim:
+    with ThreadedOperatorSim(**_arguments(request, tmp_path, opsim_options)) as sim:
         yield sim

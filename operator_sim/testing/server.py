@@ -14,6 +14,12 @@ loop while it waits for the answer and time out: use
 
 Every helper goes through the public HTTP API (the admin API with a random admin
 token), so a test sees exactly what a messenger or a CI script would.
+
+Given an ``ssl`` context (a server certificate; with ``verify_mode`` set and an authority
+loaded, client certificates too), the server speaks HTTPS: ``base_url`` is
+``https://127.0.0.1:PORT``, and messenger calls without a client certificate get ``401``
+when the context asks for one. The helpers connect with ``client_ssl``; without it they
+do not verify the certificate of the server they started themselves.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -39,6 +46,7 @@ from operator_sim.wire import (
     JournalCount,
     JournalEntry,
     JournalPage,
+    KeyRotated,
     LifecycleResult,
     Messenger,
     MessengerCreated,
@@ -52,6 +60,7 @@ from operator_sim.wire import (
     SmsMessage,
     SubscriberIn,
     SubscribersUpserted,
+    WebhookSecretRotated,
     format_timestamp,
 )
 
@@ -101,8 +110,11 @@ class OperatorSim:
     """A fresh operator-sim on a free loopback port, a temporary database and a manual clock.
 
     On start it registers a messenger (``messenger_id``, ``messenger_key``,
-    ``webhook_secret``) for the code under test, with ``webhook_url`` when given. Stop it
-    with ``async with`` or :meth:`stop`.
+    ``webhook_secret``) for the code under test, with ``webhook_url`` (and
+    ``webhook_secret``, ``whsec_...``) when given. ``ssl`` serves HTTPS with that server
+    context, ``client_ssl`` is the context the helpers connect with, and ``webhook_ca``
+    (a PEM file) is trusted for https webhook receivers. Stop it with ``async with`` or
+    :meth:`stop`.
     """
 
     def __init__(
@@ -116,7 +128,15 @@ class OperatorSim:
         messenger_id: str = DEFAULT_MESSENGER_ID,
         webhook_url: str | None = None,
         retention: timedelta | float | str = 0,
+        webhook_secret: str | None = None,
+        ssl: SSLContext | None = None,
+        client_ssl: SSLContext | None = None,
+        webhook_ca: Path | None = None,
     ) -> None:
+        self._ssl = ssl
+        self._client_ssl = client_ssl
+        self._webhook_ca = webhook_ca
+        self._fixed_secret = webhook_secret
         self._fixture = fixture
         self._db_path = db_path
         self._clock = clock
@@ -131,11 +151,12 @@ class OperatorSim:
         self.admin_token = "osim-admin-" + secrets.token_urlsafe(24)
         """The admin token of this server (random per server)."""
         self.messenger_key = ""
-        """The API key of ``messenger_id`` (set on start)."""
+        """The API key of ``messenger_id`` (set on start, changed by ``rotate_key``)."""
         self.webhook_secret = ""
-        """The secret that signs ``messenger_id``'s webhooks, ``whsec_...`` (set on start)."""
+        """The secret that signs ``messenger_id``'s webhooks, ``whsec_...`` (set on start,
+        changed by ``rotate_webhook_secret``)."""
         self.base_url = ""
-        """``http://127.0.0.1:PORT`` (set on start)."""
+        """``http://127.0.0.1:PORT``, or ``https://`` with ``ssl`` (set on start)."""
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -182,17 +203,26 @@ class OperatorSim:
         }
         if self._journal_cap is not None:
             options["journal_cap"] = self._journal_cap
+        if self._webhook_ca is not None:
+            options["webhook_ca"] = self._webhook_ca
         app = create_app(Settings(**options))
         self._runner = ProblemRunner(app, access_log=None, handle_signals=False)
         try:
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
             await site.start()
             port = self._runner.addresses[0][1]
-            self.base_url = f"http://127.0.0.1:{port}"
-            self._session = aiohttp.ClientSession(base_url=self.base_url)
+            scheme = "http" if self._ssl is None else "https"
+            self.base_url = f"{scheme}://127.0.0.1:{port}"
+            # Without client_ssl the helpers trust the server they started themselves.
+            verify: SSLContext | bool = self._client_ssl or self._ssl is None
+            self._session = aiohttp.ClientSession(
+                base_url=self.base_url, connector=aiohttp.TCPConnector(ssl=verify)
+            )
             created = await self.register_messenger(
-                self.messenger_id, webhook_url=self._webhook_url
+                self.messenger_id,
+                webhook_url=self._webhook_url,
+                webhook_secret=self._fixed_secret,
             )
         except BaseException:
             await self.stop()
@@ -266,13 +296,53 @@ class OperatorSim:
     # --- setup -------------------------------------------------------------------------
 
     async def register_messenger(
-        self, messenger_id: str, *, name: str | None = None, webhook_url: str | None = None
+        self,
+        messenger_id: str,
+        *,
+        name: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> MessengerCreated:
-        """Register another messenger; returns its API key and webhook secret."""
+        """Register another messenger; returns its API key and webhook secret (``whsec_...``,
+        random unless given)."""
         body: dict[str, Any] = {"id": messenger_id, "name": name or messenger_id}
         if webhook_url is not None:
             body["webhook_url"] = webhook_url
+        if webhook_secret is not None:
+            body["webhook_secret"] = webhook_secret
         return await self._admin("POST", "/messengers", MessengerCreated, expect=201, json=body)
+
+    async def rotate_key(
+        self, *, grace: timedelta | float | str | None = None, messenger_id: str | None = None
+    ) -> KeyRotated:
+        """Give a messenger a new API key (default: the one under test, whose
+        ``messenger_key`` becomes the new key); the old one works for ``grace`` of real
+        time (seconds, a timedelta or ``"PT1H"``), or stops at once."""
+        rotated = await self._admin(
+            "POST",
+            f"/messengers/{messenger_id or self.messenger_id}/rotate-key",
+            KeyRotated,
+            json={} if grace is None else {"grace": _duration(grace)},
+        )
+        if messenger_id in (None, self.messenger_id):
+            self.messenger_key = rotated.api_key
+        return rotated
+
+    async def rotate_webhook_secret(
+        self, *, grace: timedelta | float | str | None = None, messenger_id: str | None = None
+    ) -> WebhookSecretRotated:
+        """Give a messenger a new webhook secret (default: the one under test, whose
+        ``webhook_secret`` becomes the new one); webhooks carry the old secret's signature
+        too for ``grace`` of real time, or stop at once."""
+        rotated = await self._admin(
+            "POST",
+            f"/messengers/{messenger_id or self.messenger_id}/rotate-webhook-secret",
+            WebhookSecretRotated,
+            json={} if grace is None else {"grace": _duration(grace)},
+        )
+        if messenger_id in (None, self.messenger_id):
+            self.webhook_secret = rotated.webhook_secret
+        return rotated
 
     async def set_webhook_url(
         self, url: str | None, *, messenger_id: str | None = None

@@ -31,6 +31,7 @@ import inspect
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
@@ -98,6 +99,10 @@ class ThreadedOperatorSim:
         journal_cap: int | None = None,
         messenger_id: str = DEFAULT_MESSENGER_ID,
         webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        ssl: SSLContext | None = None,
+        client_ssl: SSLContext | None = None,
+        webhook_ca: Path | None = None,
         call_timeout: float = 60.0,
     ) -> None:
         self._sim = OperatorSim(
@@ -108,6 +113,10 @@ class ThreadedOperatorSim:
             journal_cap=journal_cap,
             messenger_id=messenger_id,
             webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            ssl=ssl,
+            client_ssl=client_ssl,
+            webhook_ca=webhook_ca,
         )
         self._call_timeout = call_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -210,7 +219,7 @@ class ThreadedOperatorSim:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (set on start)."""
+        """``http://127.0.0.1:PORT``, or ``https://`` with ``ssl`` (set on start)."""
         return self._sim.base_url
 
     @property
@@ -220,12 +229,13 @@ class ThreadedOperatorSim:
 
     @property
     def messenger_key(self) -> str:
-        """The API key of ``messenger_id`` (set on start)."""
+        """The API key of ``messenger_id`` (set on start, changed by ``rotate_key``)."""
         return self._sim.messenger_key
 
     @property
     def webhook_secret(self) -> str:
-        """The secret that signs ``messenger_id``'s webhooks, ``whsec_...`` (set on start)."""
+        """The secret that signs ``messenger_id``'s webhooks, ``whsec_...`` (set on start,
+        changed by ``rotate_webhook_secret``)."""
         return self._sim.webhook_secret
 
     @property
@@ -245,6 +255,8 @@ class ThreadedOperatorSim:
     # --- the helpers, blocking -----------------------------------------------------------
 
     register_messenger = _Blocking(OperatorSim.register_messenger)
+    rotate_key = _Blocking(OperatorSim.rotate_key)
+    rotate_webhook_secret = _Blocking(OperatorSim.rotate_webhook_secret)
     set_webhook_url = _Blocking(OperatorSim.set_webhook_url)
     add_subscribers = _Blocking(OperatorSim.add_subscribers)
     add_subscriber = _Blocking(OperatorSim.add_subscriber)
