@@ -4,9 +4,11 @@ Starts (a) a bare aiohttp app with one JSON POST endpoint (scripts/bench_bare.py
 (b) operator-sim on a fresh database seeded with 1,000,000 subscribers, drives both with
 `wrk` (Lua scripts in scripts/wrk/) at 50 connections for a fixed time, and prints for
 each workload requests/s, p50/p99 latency, errors and the server's peak RSS, then the
-ratio operator-sim / bare. Also: GET of an answered request, code registration, CPU of
-1,000 idle long-poll waiters, point-lookup latency at 1,000 vs 1,000,000 subscribers, and
-start-up time on an existing database.
+ratio operator-sim / bare. Also: GET of an answered request, code registration, an SMS
+send through the gateway (a one-time code to one of 50,000 numbers, so that the
+per-number throttle stays out of the way), CPU of 1,000 idle long-poll waiters,
+point-lookup latency at 1,000 vs 1,000,000 subscribers, and start-up time on an existing
+database.
 
 The POST comparison runs in interleaved rounds (bare, then operator-sim, again and
 again) and reports the median ratio: a shared machine's speed drifts by tens of percent
@@ -46,6 +48,7 @@ WRK_DIR = SCRIPTS / "wrk"
 KEY = "demo-messenger-key-not-secret"
 ADMIN = {"Authorization": "Bearer demo-admin-token-not-secret"}
 IR_PATH = "/operators/alfa/v1/identification-requests"
+SMS_PATH = "/sms/v1/messages"
 
 
 @dataclass
@@ -222,6 +225,24 @@ def numbers_file(db: Path, path: Path, n: int = 2000) -> None:
     path.write_text("\n".join(mixed) + "\n")
 
 
+def sms_numbers_file(db: Path, path: Path, n: int = 50_000) -> None:
+    """Numbers to send codes to: subscribers of every kind (delivered, undelivered) and
+    numbers without a record, enough that --sms-throttle (per number) rarely refuses."""
+    with sqlite3.connect(db) as conn:
+        stored = [
+            r[0]
+            for r in conn.execute(
+                "SELECT msisdn FROM subscribers WHERE source = 'seed' ORDER BY random() LIMIT ?",
+                (n * 3 // 4,),
+            )
+        ]
+    rng = random.Random(1801)  # noqa: S311 (test data)
+    unknown = [f"+7901{rng.randrange(10_000_000):07d}" for _ in range(n - len(stored))]
+    mixed = stored + unknown
+    rng.shuffle(mixed)
+    path.write_text("\n".join(mixed) + "\n")
+
+
 async def _create(url: str, numbers: list[str], n: int) -> list[str]:
     ids: list[str] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
@@ -326,6 +347,7 @@ def main() -> None:
         )
         numbers_file(big, work / "numbers.txt")
         numbers_file(small, work / "numbers-small.txt", 200)
+        sms_numbers_file(big, work / "sms-numbers.txt")
         env = {"OPSIM_NUMBERS": str(work / "numbers.txt"), "OPSIM_PATH": IR_PATH}
         print(
             f"wrk: {load.connections} connections, {load.threads} thread(s), {load.duration} s "
@@ -356,6 +378,16 @@ def main() -> None:
                     f"[{round_}] operator-sim POST             {post.line()}   peak RSS "
                     f"{server.peak_rss_mb():5.1f} MB   ratio {ratios[-1]:.2f}x"
                 )
+            sms = wrk(
+                server.url,
+                "post_sms.lua",
+                {"OPSIM_NUMBERS": str(work / "sms-numbers.txt"), "OPSIM_PATH": SMS_PATH},
+                load,
+            )
+            print(
+                f"operator-sim SMS send            {sms.line()}   peak RSS "
+                f"{server.peak_rss_mb():5.1f} MB"
+            )
             ids = asyncio.run(_create(server.url, (work / "numbers.txt").read_text().split(), 1000))
             (work / "ids.txt").write_text("\n".join(ids) + "\n")
             get = wrk(
@@ -433,6 +465,11 @@ def main() -> None:
         print(
             f"  POST p99: {statistics.median(p99s):.2f} ms median, {p99s[-1]:.2f} ms worst "
             f"(<= 20), errors: {sum(p.errors for p in posts)} (0)"
+        )
+        print(
+            f"  SMS send: {sms.rps:,.0f} req/s, p99 {sms.p99_ms:.2f} ms, errors {sms.errors} "
+            f"(identification POST: {statistics.median(p.rps for p in posts):,.0f} req/s, "
+            f"p99 {statistics.median(p99s):.2f} ms)"
         )
         print(f"  peak RSS with {args.subscribers:,} subscribers: {big_rss:.1f} MB  (<= 100)")
         print(

@@ -120,10 +120,11 @@ async def test_a_bad_phone_number_is_invalid_msisdn(sim: Sim) -> None:
 
 
 async def test_the_admin_records_a_swap_now_by_default(sim: Sim) -> None:
-    without_body = await sim.admin("POST", "/subscribers/+79000000011/sim-swap")
-    assert (without_body.status, (await without_body.json())["code"]) == (400, "invalid_json")
+    not_json = await sim.admin("POST", "/subscribers/+79000000011/sim-swap", "at")
+    assert (not_json.status, (await not_json.json())["code"]) == (422, "validation_error")
     assert not await swapped(sim, "+79000000011", 1)
-    recorded = await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap", {})
+    # No body at all is every default: a swap now.
+    recorded = await sim.admin_ok("POST", "/subscribers/+79000000011/sim-swap")
     now = (await sim.admin_ok("GET", "/clock"))["now"]
     assert recorded == {
         "msisdn": "+79000000011",

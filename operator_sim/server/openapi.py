@@ -337,7 +337,7 @@ def _operation(
         op["security"] = [{"messengerKey" if endpoint.auth == "messenger" else "adminToken": []}]
     if endpoint.body is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": not endpoint.body_optional,
             "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
         }
     elif endpoint.empty_body:

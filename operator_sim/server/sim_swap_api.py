@@ -41,7 +41,7 @@ async def record_sim_swap(request: web.Request) -> web.StreamResponse:
     """Record that the number's SIM changed (now, or at ``at``)."""
     services = request.app[SERVICES]
     msisdn = path_msisdn(request)
-    body = await services.reader.model(request, SimSwapRecord)
+    body = await services.reader.options(request, SimSwapRecord)
     return json_response(await services.sim_swaps.record(msisdn, at=body.at))
 
 
@@ -82,6 +82,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         body=SimSwapRecord,
+        body_optional=True,
         responses={200: SimSwapRecorded},
         problems=("not_found",),
         description="The swap's time is `at` (`{}` for now, simulation time; never ahead of "
