@@ -73,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="walk a messenger through every branch of the identification flow",
         description="Start a server in-process on the default fixture with a scaled clock and "
-        "run the messenger library through present, absent, incomplete data, timeout, late "
-        "answer, retries, termination and porting. Exits 1 if any branch behaved wrongly.",
+        "run the messenger library through proof of possession (a one-time code by SMS, "
+        "undelivered, phone off, blocked, throttled, wrong codes, a SIM swap), then present, "
+        "absent, incomplete data, timeout, late answer, retries, termination and porting. "
+        "Exits 1 if any branch behaved wrongly.",
     )
     return parser
 

@@ -1,13 +1,17 @@
 """``operator-sim demo``: a tour of every branch of the decree's flow, client and server together.
 
 It starts a server in-process on the default fixture with a scaled clock, embeds a
-``Messenger`` against it, and walks through present, absent, incomplete data, timeout,
-late answer, retries after 503 and 429, termination and porting, checking each outcome.
+``Messenger`` against it, and walks through proof of possession (a one-time code read from
+the phone's inbox) and the SMS gateway's branches (undelivered, phone off, blocked,
+throttled, a report that never comes, wrong codes, a SIM swap), then present, absent,
+incomplete data, timeout, late answer, retries after 503 and 429, termination and
+porting, checking each outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 import time
@@ -19,7 +23,15 @@ from typing import Any, TextIO
 import aiohttp
 from aiohttp import web
 
-from operator_sim.messenger import Messenger, Outcome, Reason, Step
+from operator_sim.messenger import (
+    Confirmation,
+    Messenger,
+    Outcome,
+    RateLimited,
+    Reason,
+    Step,
+    Verification,
+)
 from operator_sim.server import create_app
 from operator_sim.settings import Settings
 from operator_sim.wire import IDENTIFICATION_DEADLINE
@@ -31,6 +43,12 @@ ADMIN_TOKEN = "demo-admin-token-not-secret"  # noqa: S105 (the default fixture's
 _DEADLINE_MINUTES = int(IDENTIFICATION_DEADLINE.total_seconds() // 60)
 SCALE = int(IDENTIFICATION_DEADLINE.total_seconds())  # the deadline passes in one real second
 _NEW_SUBSCRIBER = {"full_name": "Демо Дмитрий Демович", "birth_date": "1990-05-05"}
+# At a scaled clock the gateway's ten-minute window per number passes in half a second:
+# the demo counts a simulated day, so that the limit stays visible at its speed.
+_SMS_THROTTLE = "5/P1D"
+_THROTTLED = "+79011118803"
+_CODE_RE = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
+_FINAL = ("delivered", "undelivered", "expired", "rejected")
 
 
 class _Style:
@@ -124,16 +142,27 @@ class _Tour:
         verdict = self.style.mark(ok)
         self.say(f"   {verdict} {outcome}  (expected: {expected})")
 
-    async def identify(
-        self, title: str, user: str, typed: str, expected: Reason, *, note: str = ""
-    ) -> Outcome:
+    def heading(self, title: str, line: str, note: str = "") -> None:
         self.say()
-        self.say(
-            self.style.bold(f"{self.style.arrow()} {title}") + f": user {user} types {typed!r}"
-        )
+        self.say(self.style.bold(f"{self.style.arrow()} {title}") + f": {line}")
         if note:
             self.say(f"   {note}")
-        outcome = await self.messenger.identify(user, typed)
+
+    async def identify(
+        self,
+        title: str,
+        user: str,
+        typed: str,
+        expected: Reason,
+        *,
+        note: str = "",
+        require_possession: bool = False,
+        max_sim_swap_age: int | None = None,
+    ) -> Outcome:
+        self.heading(title, f"user {user} types {typed!r}", note)
+        outcome = await self.messenger.identify(
+            user, typed, require_possession=require_possession, max_sim_swap_age=max_sim_swap_age
+        )
         can_send = await self.messenger.can_send(user)
         shown = f"{'identified' if outcome.identified else 'refused'} ({outcome.reason.value})"
         wanted = f"{'identified' if expected is Reason.PRESENT else 'refused'} ({expected.value})"
@@ -142,15 +171,217 @@ class _Tour:
         self.record(title, outcome.msisdn or typed, shown, wanted, ok)
         return outcome
 
+    # --- proof of possession ------------------------------------------------------------
+
+    async def read_code(self, verification: Verification) -> str | None:
+        """The code in the phone's inbox, once the message reached it (None: it did not)."""
+        path = f"/admin/v1/phones/{verification.msisdn}/messages"
+        cursor: str | None = None
+        try:
+            async with asyncio.timeout(5.0):
+                while True:
+                    query = {"after": cursor} if cursor else {}
+                    async with self.admin.get(
+                        path, params=query, headers={"Prefer": "wait=1"}
+                    ) as resp:
+                        page = await resp.json()
+                    for message in page["messages"]:
+                        if message["sms_id"] == verification.sms_id:
+                            found = _CODE_RE.search(message["text"])
+                            return None if found is None else found.group(0)
+                    cursor = page["next_cursor"]
+        except TimeoutError:
+            return None
+
+    async def sms_status(self, verification: Verification, *, final: bool = True) -> str:
+        """The message's status, once final (or after five seconds of waiting for it)."""
+        shown = ""
+        try:
+            async with asyncio.timeout(5.0):
+                while True:
+                    sms = await self.messenger.sms_report(verification.user_id)
+                    if sms is not None:
+                        shown = sms.status + (f" ({sms.reason})" if sms.reason else "")
+                        if not final or sms.status in _FINAL:
+                            return shown
+                    await asyncio.sleep(0.05)  # a scaled clock: a few real milliseconds
+        except TimeoutError:
+            return shown
+
+    async def send_code(self, title: str, user: str, typed: str, note: str) -> Verification:
+        self.heading(title, f"user {user} asks for a code to {typed!r}", note)
+        return await self.messenger.start_verification(user, typed)
+
+    async def confirm(
+        self, title: str, verification: Verification, code: str, expected: Confirmation
+    ) -> None:
+        got = await self.messenger.confirm_phone(verification.user_id, code)
+        self.record(title, verification.msisdn, got.value, expected.value, got is expected)
+
     # --- the branches ----------------------------------------------------------------
 
     async def present(self) -> None:
+        verification = await self.send_code(
+            "possession",
+            "alice",
+            "8 (900) 000-00-01",
+            "A one-time code by SMS; the user reads it on the phone and types it back.",
+        )
+        code = await self.read_code(verification)
+        self.say(f"     the phone shows a code: {'yes' if code else 'no'}")
+        if code is not None:
+            await self.confirm("possession", verification, code, Confirmation.CONFIRMED)
         await self.identify(
             "present",
             "alice",
             "8 (900) 000-00-01",
             Reason.PRESENT,
-            note="The operator holds complete data on an active contract.",
+            note="Possession proven; the operator holds complete data on an active contract.",
+            require_possession=True,
+        )
+
+    async def sms_undelivered(self) -> None:
+        verification = await self.send_code(
+            "SMS undelivered",
+            "bea",
+            "+79000000012",
+            "No subscriber has this number: the network cannot deliver the code.",
+        )
+        status = await self.sms_status(verification)
+        wanted = "undelivered (unknown_subscriber)"
+        self.record("SMS undelivered", verification.msisdn, status, wanted, status == wanted)
+        await self.identify(
+            "SMS undelivered: identify",
+            "bea",
+            "+79000000012",
+            Reason.POSSESSION_UNPROVEN,
+            note="No code was typed back: identification is refused before the operator is asked.",
+            require_possession=True,
+        )
+
+    async def sms_phone_off(self) -> None:
+        verification = await self.send_code(
+            "SMS phone off",
+            "cid",
+            "+79000000013",
+            "The phone is switched off: the message stays sent, then expires with the code.",
+        )
+        status = await self.sms_status(verification)
+        wanted = "expired (phone_unreachable)"
+        self.record("SMS phone off", verification.msisdn, status, wanted, status == wanted)
+
+    async def sms_blocked(self) -> None:
+        verification = await self.send_code(
+            "SMS blocked", "deb", "+79000000015", "The gateway refuses to carry the message."
+        )
+        status = await self.sms_status(verification)
+        wanted = "rejected (blocked)"
+        self.record("SMS blocked", verification.msisdn, status, wanted, status == wanted)
+
+    async def sms_throttled(self) -> None:
+        self.heading(
+            "SMS throttled",
+            "user eli asks for six codes in a row",
+            f"The gateway takes at most {_SMS_THROTTLE.split('/')[0]} messages to one number "
+            "per window; the sixth is refused with 429 and Retry-After.",
+        )
+        sent = 0
+        refused = ""
+        for _ in range(6):
+            try:
+                await self.messenger.start_verification("eli", _THROTTLED)
+                sent += 1
+            except RateLimited as exc:
+                refused = f"429 after {sent} (retry after {exc.retry_after:g} s)"
+        self.record(
+            "SMS throttled",
+            _THROTTLED,
+            refused or f"{sent} sent",
+            "429 after 5",
+            refused.startswith("429 after 5"),
+        )
+
+    async def sms_report_lost(self) -> None:
+        verification = await self.send_code(
+            "SMS report lost",
+            "fox",
+            "+79000000017",
+            "The phone gets the code, but no delivery report ever comes: reports are advisory.",
+        )
+        code = await self.read_code(verification)
+        status = await self.sms_status(verification, final=False)
+        self.say(
+            f"     the message is still {status!r}; the phone shows a code: {code is not None}"
+        )
+        if code is not None:
+            await self.confirm("SMS report lost", verification, code, Confirmation.CONFIRMED)
+        await self.identify(
+            "SMS report lost: identify",
+            "fox",
+            "+79000000017",
+            Reason.PRESENT,
+            require_possession=True,
+        )
+
+    async def wrong_code(self) -> None:
+        verification = await self.send_code(
+            "wrong code", "gia", "+79000000011", "The user mistypes the code."
+        )
+        code = await self.read_code(verification) or "000000"
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        await self.confirm("wrong code", verification, wrong, Confirmation.WRONG_CODE)
+        await self.identify(
+            "wrong code: identify",
+            "gia",
+            "+79000000011",
+            Reason.POSSESSION_UNPROVEN,
+            require_possession=True,
+        )
+        await self.confirm("wrong code, then right", verification, code, Confirmation.CONFIRMED)
+
+    async def too_many_attempts(self) -> None:
+        verification = await self.send_code(
+            "too many attempts",
+            "hana",
+            "+79000000014",
+            "Five wrong codes void the verification; the right one is refused after that. "
+            "(This number's SMS takes two simulated minutes.)",
+        )
+        code = await self.read_code(verification) or "000000"
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        results = [await self.messenger.confirm_phone("hana", wrong) for _ in range(5)]
+        last = results[-1]
+        self.record(
+            "too many attempts",
+            verification.msisdn,
+            f"{results.count(Confirmation.WRONG_CODE)} wrong, then {last.value}",
+            "4 wrong, then too_many_attempts",
+            results == [Confirmation.WRONG_CODE] * 4 + [Confirmation.TOO_MANY_ATTEMPTS],
+        )
+        await self.confirm(
+            "too many attempts: right code", verification, code, Confirmation.TOO_MANY_ATTEMPTS
+        )
+
+    async def sim_swapped(self) -> None:
+        verification = await self.send_code(
+            "SIM swapped",
+            "ivo",
+            "+79000000018",
+            "The code reaches the phone, but its SIM changed an hour ago: maybe not the owner.",
+        )
+        code = await self.read_code(verification)
+        if code is not None:
+            await self.confirm(
+                "SIM swapped: possession", verification, code, Confirmation.CONFIRMED
+            )
+        await self.identify(
+            "SIM swapped",
+            "ivo",
+            "+79000000018",
+            Reason.SIM_SWAPPED,
+            note="Asked to refuse a number whose SIM changed within 24 hours.",
+            require_possession=True,
+            max_sim_swap_age=24,
         )
 
     async def absent(self) -> None:
@@ -349,6 +580,14 @@ class _Tour:
     def branches(self) -> list[Callable[[], Awaitable[None]]]:
         return [
             self.present,
+            self.sms_undelivered,
+            self.sms_phone_off,
+            self.sms_blocked,
+            self.sms_throttled,
+            self.sms_report_lost,
+            self.wrong_code,
+            self.too_many_attempts,
+            self.sim_swapped,
             self.absent,
             self.incomplete,
             self.invalid_phone,
@@ -380,7 +619,13 @@ async def _run(out: TextIO, colour: bool) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="operator-sim-demo-") as tmp:
         workdir = Path(tmp)
-        app = create_app(Settings(db=workdir / "operator-sim.db", clock=f"scaled:{SCALE}"))
+        app = create_app(
+            Settings(
+                db=workdir / "operator-sim.db",
+                clock=f"scaled:{SCALE}",
+                sms_throttle=_SMS_THROTTLE,
+            )
+        )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:

@@ -21,6 +21,7 @@ from operator_sim.wire import (
     Duration,
     EntityId,
     MessengerCreate,
+    Msisdn,
     NumberRange,
     RuleSpec,
     SubscriberIn,
@@ -30,6 +31,7 @@ __all__ = [
     "Fixture",
     "FixtureMessenger",
     "FixtureOperator",
+    "FixtureSimSwap",
     "LoadedFixture",
     "default_fixture_path",
     "load_fixture",
@@ -60,6 +62,18 @@ class FixtureMessenger(MessengerCreate):
     )
 
 
+class FixtureSimSwap(BaseModel):
+    """A SIM swap of one of the fixture's subscribers, dated from when a fixture was first
+    applied to the database (so that it stays put across restarts and resets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    msisdn: Msisdn
+    before_first_applied: Duration = Field(
+        description="How long before the fixture was first applied the SIM changed."
+    )
+
+
 class Fixture(BaseModel):
     """The whole fixture file."""
 
@@ -76,6 +90,7 @@ class Fixture(BaseModel):
     messengers: list[FixtureMessenger] = []
     subscribers: list[SubscriberIn] = []
     rules: list[RuleSpec] = []
+    sim_swaps: list[FixtureSimSwap] = []
 
 
 class LoadedFixture(BaseModel):
@@ -147,6 +162,15 @@ def _check_references(path: str, fixture: Fixture) -> None:
                 path=path,
                 field=f"subscribers[{i}].operator_id",
                 problem=f"no operator {sub.operator_id!r} in this fixture",
+            )
+    numbers = {s.msisdn for s in fixture.subscribers}
+    _check_unique(path, "sim_swaps", [s.msisdn for s in fixture.sim_swaps], "msisdn")
+    for i, swap in enumerate(fixture.sim_swaps):
+        if swap.msisdn not in numbers:
+            raise FixtureError(
+                path=path,
+                field=f"sim_swaps[{i}].msisdn",
+                problem=f"{swap.msisdn} is not a subscriber of this fixture",
             )
     for i, rule in enumerate(fixture.rules):
         if rule.match.operator_id is not None and rule.match.operator_id not in known:

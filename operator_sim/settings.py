@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operator_sim.clock import ClockMode, parse_clock_spec
 from operator_sim.domain.limits import parse_rate_limits
+from operator_sim.domain.sms import Throttle, parse_throttle
 from operator_sim.domain.webhook_targets import parse_networks
 from operator_sim.wire import Duration
 
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
         default=8190, description="Longest request line or header field, in bytes."
     )
 
+    sms_throttle: str = Field(
+        default="5/PT10M",
+        description="At most COUNT SMS messages from one messenger to one number within "
+        "WINDOW (simulation time), as COUNT/WINDOW (an ISO 8601 duration or seconds); "
+        "0 turns it off.",
+    )
+
     tls_cert: Path | None = Field(
         default=None,
         description="PEM certificate (chain) to serve HTTPS with; needs tls_key.",
@@ -159,6 +167,17 @@ class Settings(BaseSettings):
     def _valid_rate_limits(cls, value: str) -> str:
         parse_rate_limits(value)
         return value
+
+    @field_validator("sms_throttle")
+    @classmethod
+    def _valid_sms_throttle(cls, value: str) -> str:
+        parse_throttle(value)
+        return value
+
+    @property
+    def throttle(self) -> Throttle | None:
+        """The parsed ``sms_throttle`` setting (None: off)."""
+        return parse_throttle(self.sms_throttle)
 
     @property
     def clock_mode(self) -> tuple[ClockMode, float]:

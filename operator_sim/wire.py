@@ -38,6 +38,7 @@ __all__ = [
     "MAX_WAIT_SECONDS",
     "MSISDN_PATTERN",
     "NOTIFY_WINDOW",
+    "SMS_GATEWAY",
     "AnswerAction",
     "CallEntry",
     "CallPage",
@@ -89,6 +90,9 @@ __all__ = [
     "NumberRange",
     "Operator",
     "OperatorList",
+    "PhoneInbox",
+    "PhoneMessage",
+    "PhoneOtp",
     "PortRequest",
     "Problem",
     "ProblemError",
@@ -100,6 +104,22 @@ __all__ = [
     "RuleList",
     "RuleMatch",
     "RuleSpec",
+    "SimSwapCheck",
+    "SimSwapCheckRequest",
+    "SimSwapDate",
+    "SimSwapDateRequest",
+    "SimSwapRecord",
+    "SimSwapRecorded",
+    "SmsBlockedAction",
+    "SmsCreate",
+    "SmsDelayAction",
+    "SmsEventPage",
+    "SmsMessage",
+    "SmsReason",
+    "SmsReportLostAction",
+    "SmsStatus",
+    "SmsStatusChangedEvent",
+    "SmsUnreachableAction",
     "Subscriber",
     "SubscriberEventData",
     "SubscriberIn",
@@ -780,7 +800,10 @@ class ClockAdvanced(_Out):
 # --- events --------------------------------------------------------------------------
 
 EventType = Literal[
-    "identification.answered", "subscriber.contract_terminated", "subscriber.number_ported"
+    "identification.answered",
+    "subscriber.contract_terminated",
+    "subscriber.number_ported",
+    "sms.status_changed",
 ]
 
 
@@ -819,8 +842,162 @@ class NumberPortedEvent(_EventBase):
     data: SubscriberEventData
 
 
+# --- SMS gateway ----------------------------------------------------------------------
+
+SMS_GATEWAY = "@sms"
+"""The ``operator_id`` of the SMS gateway's own events: no operator id starts with ``@``."""
+SMS_TEXT_MAX = 1600
+"""The longest text the gateway takes, in characters."""
+SMS_DEFAULT_TTL = timedelta(hours=1)
+SMS_TTL_RANGE = (timedelta(minutes=1), timedelta(hours=72))
+"""The shortest and longest ``ttl`` a message may have."""
+SMS_DELAY_MAX = timedelta(days=7)
+SmsStatus = Literal["accepted", "sent", "delivered", "undelivered", "expired", "rejected"]
+SmsReason = Literal["unknown_subscriber", "contract_terminated", "phone_unreachable", "blocked"]
+
+
+class SmsCreate(_In):
+    """Body of ``POST /sms/v1/messages``."""
+
+    to: Msisdn
+    text: Annotated[str, StringConstraints(min_length=1, max_length=SMS_TEXT_MAX)] = Field(
+        description="1 to 1,600 characters. A secret (a one-time code): never echoed, never "
+        "logged; only the phone's inbox shows it."
+    )
+    sender: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,11}$")] = Field(
+        default="OpSim", description="1 to 11 ASCII letters or digits."
+    )
+    client_ref: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="The messenger's own reference, echoed (at most 64 characters)."
+    )
+    ttl: Duration = Field(
+        default=SMS_DEFAULT_TTL,
+        description="How long the network keeps trying (PT1M to PT72H): a message not "
+        "delivered by then expires.",
+    )
+
+    @model_validator(mode="after")
+    def _ttl_in_range(self) -> SmsCreate:
+        low, high = SMS_TTL_RANGE
+        if not low <= self.ttl <= high:
+            raise PydanticCustomError("ttl_range", "ttl is from PT1M to PT72H")
+        return self
+
+
+class SmsMessage(_Out):
+    """A message sent through the SMS gateway: never its text."""
+
+    id: str
+    to: Msisdn
+    sender: str
+    text_length: int = Field(description="Characters in the text.")
+    segments: int = Field(
+        description="SMS parts: GSM-7 160 septets in one, 153 per part (extension characters "
+        "take two), else UCS-2 70 characters in one, 67 per part."
+    )
+    encoding: Literal["gsm7", "ucs2"]
+    client_ref: str | None
+    status: SmsStatus
+    reason: SmsReason | None = Field(description="Why it was undelivered, expired or rejected.")
+    operator_id: str | None = Field(
+        description="The network that carries it: the holder of the number's subscriber "
+        "record, else of its range (null while accepted, or for a number no operator serves)."
+    )
+    created_at: Timestamp
+    status_at: Timestamp = Field(description="When the status last changed.")
+    expires_at: Timestamp = Field(description="created_at + ttl.")
+
+
+class SmsStatusChangedEvent(_EventBase):
+    """A message's status changed; ``data`` is the message. ``operator_id`` is ``@sms``."""
+
+    type: Literal["sms.status_changed"]
+    data: SmsMessage
+
+
+class SmsEventPage(_Out):
+    """``GET /sms/v1/events``: status changes after the cursor, oldest first."""
+
+    events: list[SmsStatusChangedEvent]
+    next_cursor: str
+
+
+class PhoneMessage(_Out):
+    """A message a phone received, with its text (admin only)."""
+
+    id: str
+    sms_id: str
+    sender: str
+    text: str
+    received_at: Timestamp
+
+
+class PhoneInbox(_Out):
+    """``GET /admin/v1/phones/{msisdn}/messages``: oldest first."""
+
+    messages: list[PhoneMessage]
+    next_cursor: str
+
+
+class PhoneOtp(_Out):
+    """The one-time code in the newest received message that has one."""
+
+    code: str
+    sms_id: str
+    received_at: Timestamp
+
+
+# --- SIM swap (CAMARA SIM Swap shapes) ------------------------------------------------
+
+MaxAgeHours = Annotated[int, Field(ge=1, le=2400), Strict(False), _WHOLE]
+
+
+class SimSwapDateRequest(_In):
+    """Body of ``POST .../sim-swap/v1/retrieve-date``."""
+
+    phoneNumber: Msisdn
+
+
+class SimSwapDate(_Out):
+    """When the number's SIM last changed."""
+
+    latestSimChange: Timestamp | None = Field(description="null: never swapped.")
+
+
+class SimSwapCheckRequest(_In):
+    """Body of ``POST .../sim-swap/v1/check``."""
+
+    phoneNumber: Msisdn
+    maxAge: MaxAgeHours = Field(default=240, description="Hours to look back, 1 to 2400.")
+
+
+class SimSwapCheck(_Out):
+    """Whether the SIM changed within ``maxAge`` hours."""
+
+    swapped: bool
+
+
+class SimSwapRecord(_In):
+    """Body of ``POST /admin/v1/subscribers/{msisdn}/sim-swap``."""
+
+    at: Timestamp | None = Field(
+        default=None, description="When the SIM changed (default: now, simulation time)."
+    )
+
+
+class SimSwapRecorded(_Out):
+    """A recorded SIM swap."""
+
+    msisdn: Msisdn
+    operator_id: str
+    latest_sim_change: Timestamp
+
+
 Event = Annotated[
-    IdentificationAnsweredEvent | ContractTerminatedEvent | NumberPortedEvent,
+    IdentificationAnsweredEvent
+    | ContractTerminatedEvent
+    | NumberPortedEvent
+    | SmsStatusChangedEvent,
     Field(discriminator="type"),
 ]
 
@@ -1045,6 +1222,38 @@ class DuplicateAction(_In):
     copies: Annotated[int, Field(ge=2, le=10), Strict(False), _WHOLE]
 
 
+class SmsUnreachableAction(_In):
+    """The phone is switched off: the message stays ``sent``, then expires at ``expires_at``."""
+
+    type: Literal["sms_unreachable"]
+
+
+class SmsDelayAction(_In):
+    """The message is delivered (or found undeliverable) ``by`` after it was sent; past its
+    ``expires_at`` it expires instead."""
+
+    type: Literal["sms_delay"]
+    by: Duration = Field(description="How long after sent, at most P7D.")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SmsDelayAction:
+        if self.by > SMS_DELAY_MAX:
+            raise PydanticCustomError("too_late", "by is at most P7D")
+        return self
+
+
+class SmsReportLostAction(_In):
+    """The phone receives the message, but no status report ever comes: it stays ``sent``."""
+
+    type: Literal["sms_report_lost"]
+
+
+class SmsBlockedAction(_In):
+    """The gateway refuses to carry the message: ``rejected``, ``blocked``."""
+
+    type: Literal["sms_blocked"]
+
+
 RuleAction = Annotated[
     AnswerAction
     | NeverAction
@@ -1054,12 +1263,17 @@ RuleAction = Annotated[
     | MalformedAction
     | DelayAction
     | NotifyLateAction
-    | DuplicateAction,
+    | DuplicateAction
+    | SmsUnreachableAction
+    | SmsDelayAction
+    | SmsReportLostAction
+    | SmsBlockedAction,
     Field(discriminator="type"),
 ]
 _ANSWER_ACTIONS: tuple[str, ...] = ("answer", "never", "late")
 _CALL_ACTIONS: tuple[str, ...] = ("http_error", "drop", "malformed", "delay")
 _NOTIFY_ACTIONS: tuple[str, ...] = ("notify_late", "duplicate")
+_SMS_ACTIONS: tuple[str, ...] = ("sms_unreachable", "sms_delay", "sms_report_lost", "sms_blocked")
 
 
 class RuleSpec(_In):
@@ -1089,6 +1303,8 @@ class RuleSpec(_In):
             allowed = _NOTIFY_ACTIONS
         elif endpoint == "identification.create":
             allowed = _ANSWER_ACTIONS + _CALL_ACTIONS
+        elif endpoint == "sms.send":
+            allowed = _CALL_ACTIONS + _SMS_ACTIONS
         else:
             allowed = _CALL_ACTIONS
         if action not in allowed:

@@ -7,7 +7,9 @@ each workload requests/s, p50/p99 latency, errors and the server's peak RSS, the
 ratio operator-sim / bare. Then the cost of the default log level: operator-sim as users
 run it (`info`, one JSON line per request, stderr redirected to a file so writing is
 counted) against the same server at `--log-level warning`, on a copy of the same database.
-Also: GET of an answered request, code registration, CPU of 1,000 idle long-poll waiters,
+Also: GET of an answered request, code registration, an SMS send through the gateway (a
+one-time code to one of 50,000 numbers, so that the per-number throttle stays out of the
+way), CPU of 1,000 idle long-poll waiters,
 point-lookup latency at 1,000 vs 1,000,000 subscribers, and start-up time on an existing
 database.
 
@@ -52,6 +54,7 @@ WRK_DIR = SCRIPTS / "wrk"
 KEY = "demo-messenger-key-not-secret"
 ADMIN = {"Authorization": "Bearer demo-admin-token-not-secret"}
 IR_PATH = "/operators/alfa/v1/identification-requests"
+SMS_PATH = "/sms/v1/messages"
 
 
 @dataclass
@@ -254,6 +257,24 @@ def numbers_file(db: Path, path: Path, n: int = 2000) -> None:
     path.write_text("\n".join(mixed) + "\n")
 
 
+def sms_numbers_file(db: Path, path: Path, n: int = 50_000) -> None:
+    """Numbers to send codes to: subscribers of every kind (delivered, undelivered) and
+    numbers without a record, enough that --sms-throttle (per number) rarely refuses."""
+    with sqlite3.connect(db) as conn:
+        stored = [
+            r[0]
+            for r in conn.execute(
+                "SELECT msisdn FROM subscribers WHERE source = 'seed' ORDER BY random() LIMIT ?",
+                (n * 3 // 4,),
+            )
+        ]
+    rng = random.Random(1801)  # noqa: S311 (test data)
+    unknown = [f"+7901{rng.randrange(10_000_000):07d}" for _ in range(n - len(stored))]
+    mixed = stored + unknown
+    rng.shuffle(mixed)
+    path.write_text("\n".join(mixed) + "\n")
+
+
 async def _create(url: str, numbers: list[str], n: int) -> list[str]:
     ids: list[str] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
@@ -373,6 +394,7 @@ def main() -> None:
         copy_db(big, logged_db)
         numbers_file(big, work / "numbers.txt")
         numbers_file(small, work / "numbers-small.txt", 200)
+        sms_numbers_file(big, work / "sms-numbers.txt")
         env = {"OPSIM_NUMBERS": str(work / "numbers.txt"), "OPSIM_PATH": IR_PATH}
         print(
             f"wrk: {load.connections} connections, {load.threads} thread(s), {load.duration} s "
@@ -416,6 +438,16 @@ def main() -> None:
             finally:
                 logged.stop()
             log_lines, not_json = _request_lines(log_file)
+            sms = wrk(
+                server.url,
+                "post_sms.lua",
+                {"OPSIM_NUMBERS": str(work / "sms-numbers.txt"), "OPSIM_PATH": SMS_PATH},
+                load,
+            )
+            print(
+                f"operator-sim SMS send            {sms.line()}   peak RSS "
+                f"{server.peak_rss_mb():5.1f} MB"
+            )
             ids = asyncio.run(_create(server.url, (work / "numbers.txt").read_text().split(), 1000))
             (work / "ids.txt").write_text("\n".join(ids) + "\n")
             get = wrk(
@@ -512,6 +544,11 @@ def main() -> None:
         print(
             f"  POST p99: {statistics.median(p99s):.2f} ms median, {p99s[-1]:.2f} ms worst "
             f"(<= 20), errors: {sum(p.errors for p in posts)} (0)"
+        )
+        print(
+            f"  SMS send: {sms.rps:,.0f} req/s, p99 {sms.p99_ms:.2f} ms, errors {sms.errors} "
+            f"(identification POST: {statistics.median(p.rps for p in posts):,.0f} req/s, "
+            f"p99 {statistics.median(p99s):.2f} ms)"
         )
         print(f"  peak RSS with {args.subscribers:,} subscribers: {big_rss:.1f} MB  (<= 100)")
         print(

@@ -6,9 +6,11 @@ messenger key, admin API with the demo admin token), a bounded number of example
 operation, then checks the server's log for tracebacks. Exits non-zero on any failure.
 
 With --canary it first seeds canary subscribers (personal data that must never leave the
-admin API), runs the identification flow on them (request, code, termination), fuzzes,
-then greps the server log for their personal data and unmasked numbers in any formatting,
-and the messenger pass's responses (a HAR report) for their personal data: any hit fails.
+admin API), runs the identification flow on them (request, code, termination) and sends
+each a one-time code by SMS (a secret that only the phone's inbox may show), fuzzes, then
+greps the server log for their personal data, the codes and unmasked numbers in any
+formatting, and the messenger pass's responses (a HAR report) for their personal data
+and the codes: any hit fails.
 
     python scripts/fuzz.py [--examples 50] [--canary]
 """
@@ -29,6 +31,9 @@ from crash_loop import CANARIES, PII, digits_variants
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tests" / "fuzz" / "schemathesis.toml"
+OTP_CANARY = "58301749"
+OTP_TEXT = f"{OTP_CANARY} is your code. Снегирь-канарейка"
+SECRETS = [*PII, OTP_CANARY, "Снегирь-канарейка"]
 RUNS = (
     ("messenger API", "demo-messenger-key-not-secret", ["--exclude-path-regex", "^/admin"]),
     ("admin API", "demo-admin-token-not-secret", ["--include-path-regex", "^/admin"]),
@@ -68,15 +73,23 @@ def seed_canaries(url: str) -> list[str]:
         request_id = json.loads(body)["id"]
         code = {"request_id": request_id, "code": f"canary-code-{msisdn[1:]}"}
         bodies.append(_call(f"{url}/operators/alfa/v1/identification-codes", "POST", key, code)[1])
-        _call(f"{url}/admin/v1/subscribers/{msisdn}/terminate", "POST", admin)
+        sms = {"to": msisdn, "text": OTP_TEXT}
+        bodies.append(_call(f"{url}/sms/v1/messages", "POST", key, sms)[1])
+    _call(f"{url}/admin/v1/clock/advance", "POST", admin, {"by": "PT1M"})  # the codes arrive
+    for canary in CANARIES[:4]:
+        _call(f"{url}/admin/v1/subscribers/{canary['msisdn']}/terminate", "POST", admin)
+    _status, inbox = _call(f"{url}/admin/v1/phones/{CANARIES[0]['msisdn']}/messages", "GET", admin)
+    if OTP_CANARY not in inbox:
+        raise SystemExit("canary: the code did not reach the phone's inbox")
     bodies.append(_call(f"{url}/operators/alfa/v1/events", "GET", key)[1])
+    bodies.append(_call(f"{url}/sms/v1/events", "GET", key)[1])
     return bodies
 
 
 def pii_hits(log: str, responses: list[str]) -> list[str]:
     """Every canary datum found where it must not be."""
-    hits = [f"log: {p!r}" for p in PII if p in log]
-    hits += [f"response: {p!r}" for text in responses for p in PII if p in text]
+    hits = [f"log: {p!r}" for p in SECRETS if p in log]
+    hits += [f"response: {p!r}" for text in responses for p in SECRETS if p in text]
     for canary in CANARIES:
         hits += [
             f"log: unmasked {canary['msisdn'][:5]}..."

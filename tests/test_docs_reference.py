@@ -94,6 +94,19 @@ _RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     wire.WebhookSecretRotated,
     wire.SubscriberPage,
     wire.SubscriberSample,
+    wire.SmsCreate,
+    wire.SmsMessage,
+    wire.SmsStatusChangedEvent,
+    wire.SmsEventPage,
+    wire.PhoneMessage,
+    wire.PhoneInbox,
+    wire.PhoneOtp,
+    wire.SimSwapDateRequest,
+    wire.SimSwapDate,
+    wire.SimSwapCheckRequest,
+    wire.SimSwapCheck,
+    wire.SimSwapRecord,
+    wire.SimSwapRecorded,
 )
 
 

@@ -104,7 +104,16 @@ async def test_demo_command_passes_every_branch_in_plain_text(tmp_path: Path) ->
     assert "\033[" not in text  # no colour when stdout is not a terminal
     assert "FAIL" not in text
     for branch in (
+        "possession",
         "present",
+        "SMS undelivered",
+        "SMS phone off",
+        "SMS blocked",
+        "SMS throttled",
+        "SMS report lost",
+        "wrong code",
+        "too many attempts",
+        "SIM swapped",
         "absent",
         "incomplete data",
         "timeout",
@@ -133,4 +142,4 @@ async def test_demo_exits_non_zero_when_a_branch_misbehaves(tmp_path: Path) -> N
     assert status == 1, out + err
     assert re.search(r"^  FAIL  wrong ", out, re.M)
     assert re.search(r"^  PASS  present ", out, re.M)
-    assert "1 of 2 checks FAILED" in out
+    assert "1 of 3 checks FAILED" in out  # present opens with its possession check

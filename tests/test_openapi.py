@@ -64,6 +64,7 @@ async def test_webhooks_describe_each_event_with_its_signature_headers(
         "identification.answered",
         "subscriber.contract_terminated",
         "subscriber.number_ported",
+        "sms.status_changed",
     }
     for name, item in hooks.items():
         post = item["post"]
@@ -124,7 +125,7 @@ async def test_each_problem_response_lists_its_real_codes(spec: dict[str, Any]) 
                 assert expected is None or str(expected)[0] == status[0], (path, status, code)
             elif code not in ("http_error", "server_error"):
                 assert str(expected) == status, (method, path, status, code)
-        if not path.startswith(("/operators", "/v1/routing")):
+        if not path.startswith(("/operators", "/v1/routing", "/sms/v1")):
             # Only fault rules answer the catch-all codes, and they act on messenger calls.
             assert not listed & {"http_error", "server_error"}, (method, path, status)
     ir = spec["paths"][IR_POST[0]][IR_POST[1]]["responses"]

@@ -209,6 +209,38 @@ async def _feed_and_lifecycle(sim: Sim, receiver: Receiver, conformance: Conform
     await _status(await sim.admin("GET", "/deliveries?limit=abc"), 422)
 
 
+async def _sms_flows(sim: Sim) -> None:
+    """The SMS gateway, the phone's inbox and the SIM swap checks."""
+    key = sim.auth(DEMO_KEY)
+    sms = "/sms/v1/messages"
+    sent = await sim.client.post(
+        sms, json={"to": "+79000000011", "text": "Your code is 123456"}, headers=key
+    )
+    message = await _status(sent, 202)
+    assert sent.headers["Location"] == f"{sms}/{message['id']}"
+    await _status(await sim.client.post(sms, json={"to": "8916", "text": "x"}, headers=key), 422)
+    await _status(await sim.client.post(sms, json={"to": "+79000000011"}, headers=key), 422)
+    await _status(await sim.client.get(f"{sms}/{message['id']}", headers=key), 200)
+    await _status(await sim.client.get(f"{sms}/sms_nope", headers=key), 404, "not_found")
+    await sim.admin_ok("POST", "/clock/advance", {"by": "PT1M"})
+    await _status(await sim.client.get("/sms/v1/events?limit=5", headers=key), 200)
+    await _status(await sim.client.get("/sms/v1/events?after=zz", headers=key), 422)
+    await _status(await sim.admin("GET", "/phones/+79000000011/messages"), 200)
+    await _status(await sim.admin("GET", "/phones/+79000000011/otp"), 200)
+    await _status(await sim.admin("GET", "/phones/123/otp"), 422, "invalid_msisdn")
+    swap = "/operators/alfa/sim-swap/v1"
+    number = {"phoneNumber": "+79000000011"}
+    await _status(await sim.client.post(f"{swap}/retrieve-date", json=number, headers=key), 200)
+    check = {**number, "maxAge": 240}
+    await _status(await sim.client.post(f"{swap}/check", json=check, headers=key), 200)
+    too_old = {**number, "maxAge": 2401}
+    await _status(await sim.client.post(f"{swap}/check", json=too_old, headers=key), 422)
+    elsewhere = "/operators/beta/sim-swap/v1/check"
+    await _status(await sim.client.post(elsewhere, json=check, headers=key), 404, "not_found")
+    await _status(await sim.admin("POST", "/subscribers/+79000000011/sim-swap", {}), 200)
+    await _status(await sim.admin("POST", "/subscribers/+79000000002/sim-swap", {}), 404)
+
+
 async def _admin_flows(sim: Sim) -> None:
     """Messengers, subscribers, journal, rules (faults included), clock and resets."""
     await _status(await sim.admin("GET", "/operators"), 200)
@@ -315,6 +347,7 @@ async def test_every_flow_answers_as_described(
     await _identification_flows(sim)
     await _feed_and_lifecycle(sim, receiver, conformance)
     await _admin_flows(sim)
+    await _sms_flows(sim)
     await _service_and_http(sim)
     assert conformance.mismatches == []
     assert conformance.excluded == 1  # the malformed rule's answer

@@ -143,3 +143,101 @@ async def test_the_whole_flow_on_canaries_leaks_no_personal_data(
     ]
     assert hits == []
     assert "+7900*****00" in logs  # the numbers did reach the log, masked
+
+
+OTP_CANARY = "58301749"
+TEXT_CANARY = "Снегирь-канарейка"
+OTP_TEXT = f"{OTP_CANARY} is your code. {TEXT_CANARY}"
+
+
+async def test_one_time_codes_reach_the_phones_inbox_and_nothing_else(
+    aiohttp_client: AiohttpClient, tmp_path: Path, log_stream: io.StringIO
+) -> None:
+    hooks: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        hooks.append((await request.read()).decode() + json.dumps(dict(request.headers)))
+        return web.Response(status=204)
+
+    receiver_app = web.Application()
+    receiver_app.router.add_post("/hook", hook)
+    receiver = TestServer(receiver_app)
+    await receiver.start_server()
+    settings = Settings(db=tmp_path / "otp-canary.db", clock="manual")
+    sim = Sim(await aiohttp_client(create_app(settings)), settings.db)
+    seen: list[str] = []
+
+    async def keep(resp: Any) -> Any:
+        seen.append(await resp.text())
+        seen.append(json.dumps(dict(resp.headers)))
+        return resp
+
+    try:
+        messenger = await sim.new_messenger("otp-m", webhook_url=str(receiver.make_url("/hook")))
+        await sim.add_subscribers(*CANARIES)
+        key = sim.auth(messenger["api_key"])
+        numbers = [c["msisdn"] for c in CANARIES] + ["+79000000012", "+79000000017"]
+        sent = []
+        for msisdn in numbers:
+            body = {"to": msisdn, "text": OTP_TEXT, "client_ref": "otp-canary"}
+            resp = await keep(
+                await sim.client.post(
+                    "/sms/v1/messages", json=body, headers={**key, "Idempotency-Key": msisdn}
+                )
+            )
+            assert resp.status == 202
+            sent.append((await resp.json())["id"])
+        # A replay, a reused key, bodies refused with the code in them: nothing echoed.
+        for text, status in ((OTP_TEXT, 202), (f"{OTP_TEXT}!", 422), (OTP_TEXT * 50, 422)):
+            resp = await keep(
+                await sim.client.post(
+                    "/sms/v1/messages",
+                    json={"to": numbers[0], "text": text, "client_ref": "otp-canary"},
+                    headers={**key, "Idempotency-Key": numbers[0]},
+                )
+            )
+            assert resp.status == status
+        await keep(
+            await sim.client.post(
+                "/sms/v1/messages",
+                data=f'{{"to": "{numbers[0]}", "text": "{OTP_TEXT}"',
+                headers=key,
+            )
+        )
+        await sim.advance(60)
+        for sms_id in sent:
+            await keep(await sim.client.get(f"/sms/v1/messages/{sms_id}", headers=key))
+        await keep(await sim.client.get("/sms/v1/events", headers=key))
+        await keep(await sim.client.get("/metrics"))
+        journal = json.dumps(await sim.admin_ok("GET", "/journal"))
+        deliveries = json.dumps(await sim.admin_ok("GET", "/deliveries"))
+        inbox = await sim.admin_ok("GET", f"/phones/{numbers[0]}/messages")
+        assert [m["text"] for m in inbox["messages"]] == [OTP_TEXT]
+        otp = await sim.admin_ok("GET", f"/phones/{numbers[0]}/otp")
+        assert otp["code"] == OTP_CANARY
+        assert len(hooks) >= 2 * len(numbers) - 1  # sent, then delivered or undelivered
+    finally:
+        await receiver.close()
+    logs = log_stream.getvalue()
+    assert logs.count('"event": "sms_status_changed"') >= len(numbers)
+    places = (
+        ("response", seen),
+        ("webhook", hooks),
+        ("log", [logs]),
+        ("journal", [journal]),
+        ("deliveries", [deliveries]),
+    )
+    hits = [
+        (where, canary)
+        for where, texts in places
+        for text in texts
+        for canary in (OTP_CANARY, TEXT_CANARY, *PII)
+        if canary in text
+    ]
+    hits += [
+        ("log", variant[:5])
+        for canary in CANARIES
+        for variant in _unmasked(canary["msisdn"])
+        if variant in logs
+    ]
+    assert hits == []

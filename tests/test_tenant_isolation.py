@@ -34,6 +34,7 @@ class World:
     request_id: str
     code: str
     event_ids: set[str]
+    sms_id: str = ""
     idempotency_key: str = "shared-idempotency-key"
 
 
@@ -94,6 +95,35 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", "/v1/routing/{msisdn}"): Row(_const("/v1/routing/+79000000001"), "messenger", 200, 200),
     ("GET", "/operators/{operator_id}/v1/events"): Row(
         _const("/operators/alfa/v1/events"), "messenger", 200, 200
+    ),
+    ("POST", "/sms/v1/messages"): Row(
+        _const("/sms/v1/messages"),
+        "messenger",
+        202,
+        202,  # B's message is its own
+        body=lambda _w: {"to": "+79000000011", "text": "Code 2468"},
+    ),
+    ("GET", "/sms/v1/messages/{sms_id}"): Row(
+        lambda w: f"/sms/v1/messages/{w.sms_id}",
+        "messenger",
+        200,
+        404,
+        same_as=_const("/sms/v1/messages/sms_01NOSUCHMESSAGE00000000000"),
+    ),
+    ("GET", "/sms/v1/events"): Row(_const("/sms/v1/events"), "messenger", 200, 200),
+    ("POST", "/operators/{operator_id}/sim-swap/v1/retrieve-date"): Row(
+        _const("/operators/alfa/sim-swap/v1/retrieve-date"),
+        "messenger",
+        200,
+        200,  # a fact about the number, the same for every messenger
+        body=lambda _w: {"phoneNumber": "+79000000018"},
+    ),
+    ("POST", "/operators/{operator_id}/sim-swap/v1/check"): Row(
+        _const("/operators/alfa/sim-swap/v1/check"),
+        "messenger",
+        200,
+        200,
+        body=lambda _w: {"phoneNumber": "+79000000018", "maxAge": 24},
     ),
     # --- admin API ---------------------------------------------------------------
     ("GET", "/admin/v1/operators"): Row(_const("/admin/v1/operators"), "admin", 200),
@@ -186,6 +216,15 @@ ROWS: dict[tuple[str, str], Row] = {
         body=lambda _w: {"to_operator_id": "gamma"},
     ),
     ("GET", "/admin/v1/deliveries"): Row(_const("/admin/v1/deliveries"), "admin", 200),
+    ("POST", "/admin/v1/subscribers/{msisdn}/sim-swap"): Row(
+        _const("/admin/v1/subscribers/+79000000011/sim-swap"), "admin", 200, body=lambda _w: {}
+    ),
+    ("GET", "/admin/v1/phones/{msisdn}/messages"): Row(
+        _const("/admin/v1/phones/+79000000011/messages"), "admin", 200
+    ),
+    ("GET", "/admin/v1/phones/{msisdn}/otp"): Row(
+        _const("/admin/v1/phones/+79000000011/otp"), "admin", 200
+    ),
     ("POST", "/admin/v1/deliveries/{event_id}/replay"): Row(
         lambda w: f"/admin/v1/deliveries/{sorted(w.event_ids)[0]}/replay",
         "admin",
@@ -285,7 +324,20 @@ async def _world(sim: Sim) -> World:
     events = await sim.client.get("/operators/alfa/v1/events", headers=sim.auth(keys["a"]))
     event_ids = {e["id"] for e in (await events.json())["events"]}
     assert len(event_ids) == 2
-    return World(keys=keys, request_id=created["id"], code=code, event_ids=event_ids)
+    sms = await sim.client.post(
+        "/sms/v1/messages",
+        json={"to": "+79000000011", "text": "Code 1357"},
+        headers=sim.auth(keys["a"]),
+    )
+    assert sms.status == 202
+    await sim.advance(5)  # the phone has it
+    return World(
+        keys=keys,
+        request_id=created["id"],
+        code=code,
+        event_ids=event_ids,
+        sms_id=(await sms.json())["id"],
+    )
 
 
 def _order() -> list[tuple[str, str]]:

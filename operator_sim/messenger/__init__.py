@@ -1,4 +1,5 @@
-"""The messenger-side library: an operator API client and the decree's identification flow.
+"""The messenger-side library: an operator API client, proof of possession by SMS, and the
+decree's identification flow.
 
 ``Messenger`` is what an async backend embeds, ``SyncMessenger`` the same for synchronous
 code; ``OperatorClient`` is the typed client under them. This package imports the wire
@@ -24,14 +25,22 @@ from operator_sim.messenger.errors import (
 )
 from operator_sim.messenger.identification import Outcome
 from operator_sim.messenger.messenger import LeasePolicy, Messenger, MessengerOptions, Step
+from operator_sim.messenger.otp import Confirmation
 from operator_sim.messenger.phone import normalise_phone
+from operator_sim.messenger.possession import PossessionPolicy, Verification
 from operator_sim.messenger.privacy import redact_code
-from operator_sim.messenger.store import HistoryEntry, PendingDeletion, UserRecord
+from operator_sim.messenger.store import (
+    HistoryEntry,
+    PendingDeletion,
+    UserRecord,
+    VerificationRecord,
+)
 from operator_sim.messenger.sync import SyncMessenger
 from operator_sim.messenger.webhooks import WebhookReceiver, WebhookReply
 
 __all__ = [
     "ApiError",
+    "Confirmation",
     "Conflict",
     "FeedStalled",
     "HistoryEntry",
@@ -46,6 +55,7 @@ __all__ = [
     "OperatorUnavailable",
     "Outcome",
     "PendingDeletion",
+    "PossessionPolicy",
     "RateLimited",
     "Reason",
     "Rejected",
@@ -57,6 +67,8 @@ __all__ = [
     "Unauthorized",
     "UnknownEvent",
     "UserRecord",
+    "Verification",
+    "VerificationRecord",
     "WebhookReceiver",
     "WebhookReply",
     "normalise_phone",

@@ -21,6 +21,7 @@ from operator_sim.wire import (
     IdentificationCode,
     IdentificationRequest,
     Routing,
+    SmsMessage,
     format_timestamp,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "check_pinned",
     "check_request",
     "check_routing",
+    "check_sms",
     "parse_event",
     "parse_feed_page",
     "parse_model",
@@ -57,6 +59,10 @@ class Reason(StrEnum):
     OPERATOR_REFUSED = "operator_refused"
     CODE_REJECTED = "code_rejected"
     INTERRUPTED = "interrupted"
+    POSSESSION_UNPROVEN = "possession_unproven"
+    """``require_possession``: the user has not confirmed a code sent to this number."""
+    SIM_SWAPPED = "sim_swapped"
+    """``max_sim_swap_age``: the holder operator reports a recent SIM swap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,19 @@ def check_routing(routing: Routing, *, msisdn: str) -> Routing:
     if not routing.operator_id:
         raise InvalidResponse("routing names no operator")
     return routing
+
+
+def check_sms(
+    sms: SmsMessage, *, to: str, text_length: int, sms_id: str | None = None
+) -> SmsMessage:
+    """The gateway's message is the one sent: its number, its length, its id."""
+    _expect("to", sms.to, to)
+    _expect("text_length", sms.text_length, text_length)
+    if sms_id is not None:
+        _expect("id", sms.id, sms_id)
+    elif not sms.id:
+        raise InvalidResponse("the message has an empty id")
+    return sms
 
 
 def verdict(req: IdentificationRequest) -> Reason | None:

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from ssl import SSLContext
 from types import TracebackType
@@ -30,6 +31,7 @@ from operator_sim.messenger.checks import (
     check_code,
     check_request,
     check_routing,
+    check_sms,
     parse_feed_page,
     parse_model,
 )
@@ -47,6 +49,10 @@ from operator_sim.wire import (
     IdentificationCode,
     IdentificationRequest,
     Routing,
+    SimSwapCheck,
+    SimSwapDate,
+    SmsMessage,
+    format_duration,
 )
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "OperatorClient", "RetryPolicy"]
@@ -264,6 +270,60 @@ class OperatorClient:
             expect=(200,),
         )
         return parse_feed_page(reply.body, operator_id=operator_id)
+
+    async def send_sms(
+        self,
+        to: str,
+        text: str,
+        *,
+        idempotency_key: str,
+        sender: str | None = None,
+        client_ref: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> SmsMessage:
+        """Send an SMS through the gateway (``202``); the text never appears in an error."""
+        body: dict[str, Any] = {"to": to, "text": text}
+        if sender is not None:
+            body["sender"] = sender
+        if client_ref is not None:
+            body["client_ref"] = client_ref
+        if ttl is not None:
+            body["ttl"] = format_duration(ttl)
+        reply = await self._call(
+            "POST",
+            "/sms/v1/messages",
+            json_body=body,
+            headers={"Idempotency-Key": idempotency_key},
+            expect=(202,),
+            secret=text,
+        )
+        return check_sms(parse_model(SmsMessage, reply.body), to=to, text_length=len(text))
+
+    async def get_sms(self, sms_id: str, *, to: str, text_length: int) -> SmsMessage:
+        """A message sent before (``to`` and ``text_length`` as sent, to check it)."""
+        reply = await self._call("GET", f"/sms/v1/messages/{quote(sms_id, safe='')}", expect=(200,))
+        sms = parse_model(SmsMessage, reply.body)
+        return check_sms(sms, to=to, text_length=text_length, sms_id=sms_id)
+
+    async def sim_swap_check(self, operator_id: str, msisdn: str, *, max_age_hours: int) -> bool:
+        """Whether the holder operator reports a SIM swap within ``max_age_hours``."""
+        reply = await self._call(
+            "POST",
+            f"/operators/{quote(operator_id, safe='')}/sim-swap/v1/check",
+            json_body={"phoneNumber": msisdn, "maxAge": max_age_hours},
+            expect=(200,),
+        )
+        return parse_model(SimSwapCheck, reply.body).swapped
+
+    async def sim_swap_date(self, operator_id: str, msisdn: str) -> datetime | None:
+        """When the holder operator says the number's SIM last changed (None: never)."""
+        reply = await self._call(
+            "POST",
+            f"/operators/{quote(operator_id, safe='')}/sim-swap/v1/retrieve-date",
+            json_body={"phoneNumber": msisdn},
+            expect=(200,),
+        )
+        return parse_model(SimSwapDate, reply.body).latestSimChange
 
     # --- transport -----------------------------------------------------------------
 

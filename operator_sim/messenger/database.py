@@ -72,6 +72,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE code_deletions (code TEXT PRIMARY KEY, operator_id TEXT NOT NULL, "
         "attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT)",
     ),
+    (  # 2: proof of possession: one-time codes sent by SMS (kept as HMACs), and the numbers
+        # each user confirmed; a per-database secret key for the HMACs
+        "CREATE TABLE secret_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+        "CREATE TABLE verifications (user_id TEXT PRIMARY KEY, msisdn TEXT NOT NULL, "
+        "nonce TEXT NOT NULL, code_mac TEXT NOT NULL, sms_id TEXT, sms_status TEXT, "
+        "sent_at REAL NOT NULL, expires_at REAL NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL)",
+        "CREATE INDEX verifications_sms ON verifications (sms_id)",
+        "CREATE TABLE possessions (user_id TEXT PRIMARY KEY, msisdn TEXT NOT NULL, "
+        "confirmed_at REAL NOT NULL)",
+    ),
 )
 """Version 0 of the schema: users, their history, codes, feed cursors, seen events."""
 

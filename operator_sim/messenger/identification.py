@@ -2,7 +2,9 @@
 
 ``IdentificationFlow.run`` normalises the number, routes it, asks the operator, waits for
 the answer (never past the 20-minute deadline), and identifies the user only on a timely
-``present``, after registering a fresh unguessable code. Everything else refuses.
+``present``, after registering a fresh unguessable code. Everything else refuses. When
+asked to, it first requires that the user confirmed a code sent to the number, and that
+the operator holding it reports no recent SIM swap.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from operator_sim.messenger.checks import Reason, check_pinned, verdict
@@ -122,6 +124,7 @@ class IdentificationFlow:
         region: str,
         answer_timeout: float,
         poll_wait: int,
+        holds: Callable[[str, str], Awaitable[bool]] | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -132,9 +135,22 @@ class IdentificationFlow:
         self._region = region
         self._answer_timeout = answer_timeout
         self._poll_wait = poll_wait
+        self._holds = holds
 
-    async def run(self, user_id: str, phone: str) -> Outcome:
-        """Identify a user by the phone number they typed."""
+    async def run(
+        self,
+        user_id: str,
+        phone: str,
+        *,
+        require_possession: bool = False,
+        max_sim_swap_age: int | None = None,
+    ) -> Outcome:
+        """Identify a user by the phone number they typed.
+
+        ``require_possession``: refuse (``possession_unproven``) unless the user confirmed
+        a code sent to the number; ``max_sim_swap_age`` (hours): refuse (``sim_swapped``)
+        when the operator holding the number reports a SIM swap within that time.
+        """
         store = self._store
         # A registration an instance that is gone left half done comes first.
         for pending in await store.claim_registrations(self._clock(), user_id):
@@ -145,6 +161,15 @@ class IdentificationFlow:
         except InvalidPhone as exc:
             return await self._refuse(user_id, Reason.INVALID_PHONE, str(exc))
         self._report("normalised", user_id, f"{self._report.typed(phone)} is {msisdn}")
+        if require_possession and not (
+            self._holds is not None and await self._holds(user_id, msisdn)
+        ):
+            return await self._refuse(
+                user_id,
+                Reason.POSSESSION_UNPROVEN,
+                f"the user has not confirmed a code sent to {msisdn}",
+                msisdn=msisdn,
+            )
         if current is not None and current.state == "identified" and current.msisdn == msisdn:
             self._report("identified", user_id, "already identified with this number")
             return Outcome(
@@ -170,6 +195,10 @@ class IdentificationFlow:
         self._report("routed", user_id, f"{msisdn} is served by {operator_id}{ported}")
         await store.start_identification(user_id, msisdn, operator_id, None)
         self._follow(operator_id)
+        if max_sim_swap_age is not None:
+            refused = await self._check_sim(user_id, operator_id, msisdn, max_sim_swap_age)
+            if refused is not None:
+                return refused
 
         try:
             req = await self._ask(user_id, operator_id, msisdn)
@@ -205,6 +234,27 @@ class IdentificationFlow:
             user_id, code=code.code, operator_id=operator_id, request_id=req.id, msisdn=msisdn
         )
         return await self.finish(code)
+
+    async def _check_sim(
+        self, user_id: str, operator_id: str, msisdn: str, max_age: int
+    ) -> Outcome | None:
+        """A refusal when the holder reports a recent SIM swap (or cannot say); else None."""
+        try:
+            swapped = await self._client.sim_swap_check(operator_id, msisdn, max_age_hours=max_age)
+        except OperatorClientError as exc:
+            return await self._refuse(
+                user_id, reason_of(exc), str(exc), msisdn=msisdn, operator_id=operator_id
+            )
+        if swapped:
+            return await self._refuse(
+                user_id,
+                Reason.SIM_SWAPPED,
+                f"{operator_id} reports a SIM swap within the last {max_age} hours",
+                msisdn=msisdn,
+                operator_id=operator_id,
+            )
+        self._report("sim_checked", user_id, f"no SIM swap within {max_age} hours")
+        return None
 
     async def _ask(self, user_id: str, operator_id: str, msisdn: str) -> IdentificationRequest:
         """Send the request and wait for a verdict; ``NoAnswer`` when none comes in time."""

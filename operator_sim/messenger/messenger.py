@@ -1,6 +1,7 @@
 """The ``Messenger`` facade: what a messenger backend embeds to follow the decree.
 
-It identifies users (:mod:`~operator_sim.messenger.identification`), gates sending on
+It proves that users hold their numbers (:mod:`~operator_sim.messenger.possession`),
+identifies them (:mod:`~operator_sim.messenger.identification`), gates sending on
 their state, and suspends them on the operator's events, read from the feed
 (:mod:`~operator_sim.messenger.events`) or received by webhook
 (:mod:`~operator_sim.messenger.webhooks`). State lives in its own SQLite database,
@@ -29,8 +30,15 @@ from operator_sim.messenger.client import DEFAULT_MAX_RESPONSE_BYTES, OperatorCl
 from operator_sim.messenger.errors import OperatorClientError
 from operator_sim.messenger.events import EventFeed
 from operator_sim.messenger.identification import IdentificationFlow, Outcome
+from operator_sim.messenger.otp import Confirmation
+from operator_sim.messenger.possession import PossessionFlow, PossessionPolicy, Verification
 from operator_sim.messenger.steps import Observer, Reporter, Step
-from operator_sim.messenger.store import HistoryEntry, MessengerStore, UserRecord
+from operator_sim.messenger.store import (
+    HistoryEntry,
+    MessengerStore,
+    UserRecord,
+    VerificationRecord,
+)
 from operator_sim.messenger.webhooks import WebhookReceiver, WebhookReply
 from operator_sim.wire import (
     IDENTIFICATION_DEADLINE,
@@ -38,6 +46,8 @@ from operator_sim.wire import (
     ContractTerminatedEvent,
     Event,
     NumberPortedEvent,
+    SmsMessage,
+    SmsStatusChangedEvent,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +93,7 @@ class MessengerOptions(TypedDict, total=False):
     reveal_numbers: bool
     lease: LeasePolicy | None
     ssl: SSLContext | None
+    possession: PossessionPolicy | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,7 @@ class _Parts:
     feed: EventFeed
     flow: IdentificationFlow
     cleanup: CodeCleanup
+    possession: PossessionFlow
 
 
 class Messenger:
@@ -109,7 +121,8 @@ class Messenger:
     most of a response; ``observer`` receives every :class:`Step`; ``reveal_numbers`` shows
     full phone numbers and what users typed in steps and log lines (masked by default);
     ``lease`` for several instances on one database; ``ssl``, the TLS context for an
-    https operator (a private authority, a client certificate for mTLS).
+    https operator (a private authority, a client certificate for mTLS); ``possession``
+    for the one-time codes that prove a user holds a number (:meth:`start_verification`).
     """
 
     def __init__(
@@ -131,6 +144,7 @@ class Messenger:
         reveal_numbers: bool = False,
         lease: LeasePolicy | None = None,
         ssl: SSLContext | None = None,
+        possession: PossessionPolicy | None = None,
     ) -> None:
         self._client = OperatorClient(
             base_url,
@@ -150,8 +164,9 @@ class Messenger:
         self._background_feed = background_feed
         self._report = Reporter(observer, reveal_numbers=reveal_numbers)
         self._lease = lease or LeasePolicy()
+        self._possession = possession or PossessionPolicy()
         self._parts: _Parts | None = None
-        self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
+        self._inflight: dict[str, tuple[asyncio.Task[Outcome], tuple[str, bool, int | None]]] = {}
         self._housekeeper: asyncio.Task[None] | None = None
         self._cleanup_due = asyncio.Event()
         self._closing = False
@@ -183,6 +198,13 @@ class Messenger:
             wait=self._feed_wait,
             background=self._background_feed,
         )
+        possession = PossessionFlow(
+            self._client,
+            store,
+            report=self._report,
+            policy=self._possession,
+            region=self._region,
+        )
         flow = IdentificationFlow(
             self._client,
             store,
@@ -193,9 +215,12 @@ class Messenger:
             region=self._region,
             answer_timeout=self._answer_timeout,
             poll_wait=self._poll_wait,
+            holds=possession.holds,
         )
         cleanup = CodeCleanup(self._client, store, report=self._report, clock=self._lease.clock)
-        self._parts = _Parts(store=store, feed=feed, flow=flow, cleanup=cleanup)
+        self._parts = _Parts(
+            store=store, feed=feed, flow=flow, cleanup=cleanup, possession=possession
+        )
         self._closing = False
         try:
             await self.recover()
@@ -307,21 +332,64 @@ class Messenger:
         """Every state the user went through, oldest first."""
         return await self.store.history(user_id)
 
+    # --- proof of possession ---------------------------------------------------------
+
+    async def start_verification(self, user_id: str, phone: str) -> Verification:
+        """Send the user a fresh one-time code by SMS to the number they typed.
+
+        Returns when it was sent and when it expires (``possession.ttl`` later, on the
+        policy's clock). Raises ``InvalidPhone`` before anything is sent, and the client's
+        error when the gateway refuses it (``RateLimited``: too many codes to the number).
+        """
+        return await self._started().possession.start(user_id, phone)
+
+    async def confirm_phone(self, user_id: str, code: str) -> Confirmation:
+        """Judge the code the user typed: ``CONFIRMED`` proves they hold the number.
+
+        At most ``possession.max_attempts`` attempts (the last wrong one voids the code),
+        until the code expires; the gateway's delivery reports play no part.
+        """
+        return await self._started().possession.confirm(user_id, code)
+
+    async def verification(self, user_id: str) -> VerificationRecord | None:
+        """The user's latest verification, with the gateway's last report on its SMS."""
+        return await self.store.verification(user_id)
+
+    async def sms_report(self, user_id: str) -> SmsMessage | None:
+        """Ask the gateway how the user's latest code message stands (advisory: a report
+        may come late or never, and never decides :meth:`confirm_phone`)."""
+        return await self._started().possession.report(user_id)
+
     # --- identification ------------------------------------------------------------
 
-    async def identify(self, user_id: str, phone: str) -> Outcome:
+    async def identify(
+        self,
+        user_id: str,
+        phone: str,
+        *,
+        require_possession: bool = False,
+        max_sim_swap_age: int | None = None,
+    ) -> Outcome:
         """Identify a user by the phone number they typed: only a timely ``present`` does.
+
+        ``require_possession`` refuses (``possession_unproven``) unless the user confirmed
+        a code sent to this number (:meth:`confirm_phone`); ``max_sim_swap_age`` (hours,
+        1 to 2400) also refuses (``sim_swapped``) when the operator holding the number
+        reports a SIM swap within that time.
 
         Concurrent calls for one user with the same input share one identification (one
         request, one code); a call with other input waits for the running one first. When
         the messenger closes meanwhile, the outcome is ``interrupted``.
         """
+        if max_sim_swap_age is not None and not 1 <= max_sim_swap_age <= 2400:
+            raise ValueError("max_sim_swap_age is a number of hours from 1 to 2400")
+        asked = (phone, require_possession, max_sim_swap_age)
         while True:
             running = self._inflight.get(user_id)
             if running is None:
                 break
             task, typed = running
-            if typed == phone:
+            if typed == asked:
                 return await asyncio.shield(task)
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
@@ -334,15 +402,24 @@ class Messenger:
             )
         context = contextvars.copy_context()
         context.run(_current_user.set, user_id)
-        task = asyncio.create_task(self._identify(user_id, phone), context=context)
-        self._inflight[user_id] = (task, phone)
+        task = asyncio.create_task(
+            self._identify(user_id, phone, require_possession, max_sim_swap_age), context=context
+        )
+        self._inflight[user_id] = (task, asked)
         task.add_done_callback(lambda done: self._forget(user_id, done))
         return await asyncio.shield(task)
 
-    async def _identify(self, user_id: str, phone: str) -> Outcome:
+    async def _identify(
+        self, user_id: str, phone: str, require_possession: bool, max_sim_swap_age: int | None
+    ) -> Outcome:
         flow = self._started().flow
         try:
-            return await flow.run(user_id, phone)
+            return await flow.run(
+                user_id,
+                phone,
+                require_possession=require_possession,
+                max_sim_swap_age=max_sim_swap_age,
+            )
         except asyncio.CancelledError:
             if not self._closing:
                 raise
@@ -372,6 +449,15 @@ class Messenger:
                 f"{event.operator_id} sent event {event.id} of unknown type {event.type}: skipped",
             )
             return False
+        if isinstance(event, SmsStatusChangedEvent):
+            sms = event.data
+            fresh, owner = await self.store.apply_sms_status(
+                event_id=event.id, sms_id=sms.id, status=sms.status
+            )
+            if fresh and owner is not None:
+                why = f" ({sms.reason})" if sms.reason else ""
+                self._report("sms_status", owner, f"{sms.id} {sms.status}{why}")
+            return fresh
         code: str | None = None
         reason: str | None = None
         if isinstance(event, ContractTerminatedEvent):

@@ -1,4 +1,5 @@
-"""The messenger's own state in SQLite: users, their history, codes, feed cursors, seen events.
+"""The messenger's own state in SQLite: users, their history, codes, feed cursors, seen events,
+and the one-time codes that prove a user holds a number.
 
 Every change that must not be half done (a code about to be registered, an event and
 the cursor past it, a code retired and its deletion at the operator) is one transaction,
@@ -20,7 +21,7 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Literal
 import aiosqlite
 
 from operator_sim.messenger.database import connect
+from operator_sim.messenger.otp import Attempt, Confirmation, VerificationState
 from operator_sim.messenger.privacy import safe_repr
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "PendingDeletion",
     "UserRecord",
     "UserState",
+    "VerificationRecord",
     "new_owner_id",
 ]
 
@@ -123,12 +126,35 @@ class HistoryEntry:
         return safe_repr(self)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class VerificationRecord:
+    """A user's latest proof-of-possession attempt (never the code: only its HMAC is kept,
+    and not here). Times are the library's clock, seconds since the epoch."""
+
+    user_id: str
+    msisdn: str
+    sms_id: str | None
+    sms_status: str | None
+    """The gateway's latest report, when one came (advisory only)."""
+    sent_at: float
+    expires_at: float
+    attempts: int
+    state: VerificationState
+
+    def __repr__(self) -> str:
+        return safe_repr(self)
+
+
+_VERIFICATION_COLUMNS = "user_id, msisdn, sms_id, sms_status, sent_at, expires_at, attempts, state"
+
+
 class MessengerStore:
     """Async access to the messenger's database; one connection, serialised writes."""
 
     def __init__(self, conn: aiosqlite.Connection, owner: str) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._key: bytes | None = None
         self.owner = owner
         """The id stamped on the work this store starts."""
 
@@ -603,3 +629,141 @@ class MessengerStore:
             "SELECT 1 FROM seen_events WHERE event_id = ?", (event_id,)
         ) as cur:
             return await cur.fetchone() is not None
+
+    # --- proof of possession ---------------------------------------------------------
+
+    async def secret_key(self) -> bytes:
+        """This database's secret key for code HMACs, made on first use (the first of
+        several processes to make one wins)."""
+        if self._key is None:
+            async with self._tx() as conn:
+                await conn.execute(
+                    "INSERT INTO secret_keys (name, value) VALUES ('otp', ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (secrets.token_bytes(32),),
+                )
+                async with conn.execute("SELECT value FROM secret_keys WHERE name = 'otp'") as cur:
+                    row = await cur.fetchone()
+            if row is None:  # cannot happen: inserted just above
+                raise RuntimeError("the database's secret key is missing")
+            self._key = bytes(row[0])
+        return self._key
+
+    async def begin_verification(
+        self,
+        user_id: str,
+        *,
+        msisdn: str,
+        nonce: str,
+        code_mac: str,
+        sent_at: float,
+        expires_at: float,
+    ) -> None:
+        """A fresh code for the user, before it is sent: any earlier code stops counting."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO verifications (user_id, msisdn, nonce, code_mac, sms_id, "
+                "sms_status, sent_at, expires_at, attempts, state) "
+                "VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, 0, 'pending') "
+                "ON CONFLICT (user_id) DO UPDATE SET msisdn = excluded.msisdn, "
+                "nonce = excluded.nonce, code_mac = excluded.code_mac, sms_id = NULL, "
+                "sms_status = NULL, sent_at = excluded.sent_at, "
+                "expires_at = excluded.expires_at, attempts = 0, state = 'pending'",
+                (user_id, msisdn, nonce, code_mac, sent_at, expires_at),
+            )
+
+    async def verification_sent(
+        self, user_id: str, nonce: str, *, sms_id: str, sent_at: float, expires_at: float
+    ) -> None:
+        """The gateway accepted the code's message: its id, and the code's times from now."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE verifications SET sms_id = ?, sent_at = ?, expires_at = ? "
+                "WHERE user_id = ? AND nonce = ?",
+                (sms_id, sent_at, expires_at, user_id, nonce),
+            )
+
+    async def drop_verification(self, user_id: str, nonce: str) -> None:
+        """The code could not be sent: forget it (a later one may have replaced it)."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM verifications WHERE user_id = ? AND nonce = ?", (user_id, nonce)
+            )
+
+    async def verification(self, user_id: str) -> VerificationRecord | None:
+        """The user's latest verification."""
+        async with self._conn.execute(
+            f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE user_id = ?",  # noqa: S608 (constant columns)
+            (user_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else VerificationRecord(*row)
+
+    async def attempt(
+        self,
+        user_id: str,
+        now: float,
+        decide: Callable[[str, str, str, VerificationRecord], Attempt],
+    ) -> tuple[Attempt, VerificationRecord | None]:
+        """Judge one typed code, in one transaction: concurrent attempts count one by one.
+
+        ``decide(nonce, code_mac, msisdn, record)`` gives the verdict; a confirmation
+        records that the user holds the number.
+        """
+        async with self._tx() as conn:
+            async with conn.execute(
+                f"SELECT {_VERIFICATION_COLUMNS}, nonce, code_mac FROM verifications "  # noqa: S608 (constant columns)
+                "WHERE user_id = ?",
+                (user_id,),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return Attempt(Confirmation.NOT_STARTED, "pending", 0), None
+            record = VerificationRecord(*row[:8])
+            verdict = decide(row[8], row[9], record.msisdn, record)
+            await conn.execute(
+                "UPDATE verifications SET attempts = ?, state = ? WHERE user_id = ?",
+                (verdict.attempts, verdict.state, user_id),
+            )
+            if verdict.result is Confirmation.CONFIRMED:
+                await conn.execute(
+                    "INSERT INTO possessions (user_id, msisdn, confirmed_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET msisdn = excluded.msisdn, "
+                    "confirmed_at = excluded.confirmed_at",
+                    (user_id, record.msisdn, now),
+                )
+        return verdict, record
+
+    async def possession(self, user_id: str) -> str | None:
+        """The number the user last proved to hold, if any."""
+        async with self._conn.execute(
+            "SELECT msisdn FROM possessions WHERE user_id = ?", (user_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def note_sms_status(self, sms_id: str, status: str) -> None:
+        """Record the gateway's latest report on a code's message (read on demand)."""
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE verifications SET sms_status = ? WHERE sms_id = ?", (status, sms_id)
+            )
+
+    async def apply_sms_status(
+        self, *, event_id: str, sms_id: str, status: str
+    ) -> tuple[bool, str | None]:
+        """Record the gateway's report once: (whether it is new, the user whose code it is)."""
+        async with self._tx() as conn:
+            async with conn.execute(
+                "INSERT INTO seen_events (event_id, seen_at) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING event_id",
+                (event_id, _now()),
+            ) as cur:
+                if await cur.fetchone() is None:
+                    return False, None
+            async with conn.execute(
+                "UPDATE verifications SET sms_status = ? WHERE sms_id = ? RETURNING user_id",
+                (status, sms_id),
+            ) as cur:
+                row = await cur.fetchone()
+        return True, None if row is None else str(row[0])

@@ -19,9 +19,11 @@ from typing import Any, TypeVar, Unpack
 from operator_sim.messenger.checks import UnknownEvent
 from operator_sim.messenger.identification import Outcome
 from operator_sim.messenger.messenger import Messenger, MessengerOptions
-from operator_sim.messenger.store import HistoryEntry, UserRecord
+from operator_sim.messenger.otp import Confirmation
+from operator_sim.messenger.possession import Verification
+from operator_sim.messenger.store import HistoryEntry, UserRecord, VerificationRecord
 from operator_sim.messenger.webhooks import WebhookReply
-from operator_sim.wire import Event
+from operator_sim.wire import Event, SmsMessage
 
 __all__ = ["SyncMessenger"]
 
@@ -109,9 +111,39 @@ class SyncMessenger:
 
     # --- the Messenger's calls ---------------------------------------------------------
 
-    def identify(self, user_id: str, phone: str) -> Outcome:
+    def identify(
+        self,
+        user_id: str,
+        phone: str,
+        *,
+        require_possession: bool = False,
+        max_sim_swap_age: int | None = None,
+    ) -> Outcome:
         """Identify a user by the phone number they typed (see ``Messenger.identify``)."""
-        return self.call(lambda m: m.identify(user_id, phone))
+        return self.call(
+            lambda m: m.identify(
+                user_id,
+                phone,
+                require_possession=require_possession,
+                max_sim_swap_age=max_sim_swap_age,
+            )
+        )
+
+    def start_verification(self, user_id: str, phone: str) -> Verification:
+        """Send the user a fresh one-time code (see ``Messenger.start_verification``)."""
+        return self.call(lambda m: m.start_verification(user_id, phone))
+
+    def confirm_phone(self, user_id: str, code: str) -> Confirmation:
+        """Judge the code the user typed (see ``Messenger.confirm_phone``)."""
+        return self.call(lambda m: m.confirm_phone(user_id, code))
+
+    def verification(self, user_id: str) -> VerificationRecord | None:
+        """The user's latest verification (see ``Messenger.verification``)."""
+        return self.call(lambda m: m.verification(user_id))
+
+    def sms_report(self, user_id: str) -> SmsMessage | None:
+        """The gateway's report on the user's latest code (see ``Messenger.sms_report``)."""
+        return self.call(lambda m: m.sms_report(user_id))
 
     def can_send(self, user_id: str) -> bool:
         """The decree's gate: true only while the user's identification stands."""

@@ -87,7 +87,7 @@ async def rotate_key(request: web.Request) -> web.StreamResponse:
     """A new API key; the old one works for the grace period asked for (wall clock)."""
     services = request.app[SERVICES]
     messenger_id = _messenger_id(request)
-    body = await services.reader.model(request, Rotation)
+    body = await services.reader.options(request, Rotation)
     return json_response(await services.messengers.rotate_key(messenger_id, body.grace))
 
 
@@ -95,7 +95,7 @@ async def rotate_webhook_secret(request: web.Request) -> web.StreamResponse:
     """A new webhook secret; webhooks carry both signatures for the grace period asked for."""
     services = request.app[SERVICES]
     messenger_id = _messenger_id(request)
-    body = await services.reader.model(request, Rotation)
+    body = await services.reader.options(request, Rotation)
     return json_response(await services.messengers.rotate_webhook_secret(messenger_id, body.grace))
 
 
@@ -366,6 +366,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         body=Rotation,
+        body_optional=True,
         responses={200: KeyRotated},
         problems=("not_found",),
         description="Issues a new API key (shown once). The previous key keeps working for "
@@ -380,6 +381,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         body=Rotation,
+        body_optional=True,
         responses={200: WebhookSecretRotated},
         problems=("not_found",),
         description="Issues a new webhook secret (shown once). For `grace` of real "

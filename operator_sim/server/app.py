@@ -22,6 +22,8 @@ from operator_sim.server import (
     messenger_api,
     rules_api,
     service_api,
+    sim_swap_api,
+    sms_api,
 )
 from operator_sim.server.auth import Authenticator
 from operator_sim.server.calls import Calls
@@ -40,6 +42,7 @@ from operator_sim.server.openapi import build_openapi
 from operator_sim.server.operators import Operators
 from operator_sim.server.outbox import Outbox
 from operator_sim.server.parsing import BULK_BODY_LIMIT, Reader
+from operator_sim.server.phones import Phones
 from operator_sim.server.problems import http_middleware
 from operator_sim.server.retention import Retention
 from operator_sim.server.routing import Router
@@ -47,6 +50,8 @@ from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
 from operator_sim.server.service_api import render_openapi
 from operator_sim.server.services import SERVICES, Services
+from operator_sim.server.sim_swap import SimSwaps
+from operator_sim.server.sms import SmsGateway
 from operator_sim.server.subscribers import Subscribers
 from operator_sim.server.tls import webhook_context
 from operator_sim.server.waiters import Waiters
@@ -65,6 +70,8 @@ ENDPOINTS = (
     + events_api.ENDPOINTS
     + service_api.ENDPOINTS
     + docs_api.ENDPOINTS
+    + sms_api.ENDPOINTS
+    + sim_swap_api.ENDPOINTS
 )
 
 MIN_ADMIN_TOKEN_OFF_LOOPBACK = 16
@@ -141,6 +148,16 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
     rulebook = Rulebook(db, metrics, operators, waiters, seed=_seed(settings, fixture))
     calls = Calls(db, clock, rulebook, metrics, waiters, journal_cap=settings.journal_cap)
     outbox = Outbox(waiters, metrics, webhook_work, rulebook)
+    sms = SmsGateway(
+        db,
+        clock,
+        calls,
+        outbox,
+        metrics,
+        waiters,
+        scheduled_work,
+        throttle=settings.throttle,
+    )
     identification = Identification(
         db,
         clock,
@@ -151,6 +168,7 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
         waiters,
         scheduled_work,
         default_answer_delay=fixture.fixture.default_answer_delay,
+        job_handlers=(sms,),
     )
     scheduler = Scheduler(clock, identification, metrics, scheduled_work)
     subscribers = Subscribers(db, clock, operators, outbox)
@@ -222,6 +240,9 @@ def _build(prepared: _Prepared, db: Database, clock: SimClock) -> Services:
             ready,
         ),
         retention=retention,
+        sms=sms,
+        phones=Phones(db, waiters),
+        sim_swaps=SimSwaps(db, clock, operators, calls),
     )
 
 

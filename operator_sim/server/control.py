@@ -26,6 +26,7 @@ from operator_sim.store import (
     operators,
     reset,
     rules,
+    sim_swaps,
 )
 from operator_sim.wire import Operator
 
@@ -34,6 +35,7 @@ __all__ = ["Control"]
 log = structlog.get_logger("operator_sim.control")
 
 _FIXTURE_DIGEST = "fixture_digest"
+_FIRST_APPLIED = "fixture_first_applied_ms"
 
 
 class Control:
@@ -115,9 +117,20 @@ class Control:
         await rules.replace_fixture_rules(conn, fx.rules)
         # The fixture's own notification rules apply to what its records end.
         notify = [r for r in fx.rules if r.match.endpoint == NOTIFY]
-        return await self._subscribers.write_records(
+        written = await self._subscribers.write_records(
             conn, fx.subscribers, notify, source="fixture", now=now
         )
+        # The fixture's subscribers come back with their own SIM swaps, dated from when a
+        # fixture was first applied here: the same dates after every restart and reset.
+        first = await meta.get_meta(conn, _FIRST_APPLIED)
+        if first is None:
+            first = str(now)
+            await meta.set_meta(conn, _FIRST_APPLIED, first)
+        await sim_swaps.forget_swaps(conn, [s.msisdn for s in fx.subscribers])
+        for swap in fx.sim_swaps:
+            at = int(first) - round(swap.before_first_applied.total_seconds() * 1000)
+            await sim_swaps.record_swap(conn, swap.msisdn, at_ms=at, source="fixture")
+        return written
 
     async def reset(self) -> None:
         """Clear all flow state and runtime rules; restore the fixture's subscribers and rules.

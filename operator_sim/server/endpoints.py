@@ -49,6 +49,8 @@ class Endpoint:
     tag: str
     auth: Auth
     body: type[BaseModel] | None = None
+    body_optional: bool = False
+    """No body at all means the model's defaults (a model whose every field is optional)."""
     empty_body: bool = False
     responses: Mapping[int, type[BaseModel] | None] = field(default_factory=lambda: {200: None})
     problems: Sequence[str] = ()

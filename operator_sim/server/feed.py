@@ -1,4 +1,5 @@
-"""The pull feed: a messenger's events from one operator, after a cursor bound to it.
+"""The pull feeds: a messenger's events from one operator (or from the SMS gateway), after
+a cursor bound to the feed.
 
 A cursor is only ever accepted by the feed that issued it, to the messenger it issued it
 to, since that messenger's (or everybody's) last reset (see ``domain.delivery``); any
@@ -22,7 +23,7 @@ from operator_sim.server.waiters import DELIVERIES_CHANGED, Waiters, messenger_k
 from operator_sim.store import Conn, Database, meta
 from operator_sim.store import outbox as outbox_table
 from operator_sim.store.outbox import FeedRow
-from operator_sim.wire import RuleSpec
+from operator_sim.wire import SMS_GATEWAY, RuleSpec
 
 __all__ = ["Feed", "new_feed_secret"]
 
@@ -62,11 +63,14 @@ class Feed:
     async def _read(
         self,
         call: Call,
+        source: str,
         after: str | None,
         limit: int,
         rules: Sequence[RuleSpec] = (),
     ) -> _Page:
-        messenger_id, operator_id = call.messenger_id, call.operator_id or ""
+        messenger_id = call.messenger_id
+        # An operator's feed is named after it; the SMS gateway's is "sms".
+        name = "sms" if source == SMS_GATEWAY else f"operator:{source}"
 
         async def unit(conn: Conn) -> _Page:
             secret = await meta.feed_secret(conn)
@@ -75,7 +79,7 @@ class Feed:
             key = CursorKey(
                 secret=secret,
                 messenger_id=messenger_id,
-                feed=f"operator:{operator_id}",
+                feed=name,
                 epoch=await meta.feed_epoch(conn, messenger_id),
             )
             position = 0 if after is None else key.position(after)
@@ -87,7 +91,7 @@ class Feed:
             rows = await outbox_table.feed_page(
                 conn,
                 messenger_id=messenger_id,
-                operator_id=operator_id,
+                operator_id=source,
                 after=position,
                 limit=limit,
             )
@@ -97,26 +101,36 @@ class Feed:
         return await (self._db.run(unit) if rules else self._db.read(unit))
 
     async def page(self, call: Call, *, after: str | None, limit: int, wait: int) -> bytes:
-        """The feed page as JSON; waits up to ``wait`` seconds for a first event."""
-        messenger_id, operator_id = call.messenger_id, call.operator_id or ""
+        """The operator's feed page as JSON; waits up to ``wait`` seconds for a first event."""
+        operator_id = call.operator_id or ""
         self._operators.check(operator_id)
+        return await self._page(call, operator_id, after=after, limit=limit, wait=wait)
+
+    async def sms_page(self, call: Call, *, after: str | None, limit: int, wait: int) -> bytes:
+        """The SMS gateway's feed page (its ``sms.status_changed`` events) as JSON."""
+        return await self._page(call, SMS_GATEWAY, after=after, limit=limit, wait=wait)
+
+    async def _page(
+        self, call: Call, source: str, *, after: str | None, limit: int, wait: int
+    ) -> bytes:
+        messenger_id = call.messenger_id
         if after is not None and not well_formed_cursor(after):
             raise errors.ValidationFailed(
                 "after is not a cursor: pass the next_cursor of the previous page",
                 errors=[{"loc": ["query", "after"], "msg": "not a cursor", "type": "cursor"}],
             )
         rules = [r for r in await self._calls.rules() if r.match.endpoint == call.endpoint]
-        page = await self._read(call, after, limit, rules)
+        page = await self._read(call, source, after, limit, rules)
         screened = page.screened
         if screened.refused:
             self._calls.committed(call, screened)  # raises the refusal
         if not page.rows and wait > 0:
-            keys = (feed_key(messenger_id, operator_id), messenger_key(messenger_id))
+            keys = (feed_key(messenger_id, source), messenger_key(messenger_id))
             async with self._waiters.watch(*keys) as event:
-                page = await self._read(call, after, limit)
+                page = await self._read(call, source, after, limit)
                 if not page.rows and await wait_for(event, wait):
                     # Read again, cursor included: a reset meanwhile makes it unknown.
-                    page = await self._read(call, after, limit)
+                    page = await self._read(call, source, after, limit)
         rows = page.rows
         fresh = [row.seq for row in rows if not row.delivered]
         now = self._clock.now_ms()

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import structlog
 
@@ -32,14 +32,40 @@ from operator_sim.store import requests as requests_table
 from operator_sim.store.requests import StoredRequest
 from operator_sim.wire import RuleSpec
 
-__all__ = ["Created", "Identification", "fingerprint"]
+_SMS_ID_PREFIX = "sms_"
+"""What an SMS message's id starts with (an idempotency key may be bound to one)."""
+
+__all__ = ["Created", "Identification", "JobHandler", "fingerprint"]
 
 log = structlog.get_logger("operator_sim.flow")
 
 Result = Literal["present", "absent"]
-_Fired = tuple[int, list[tuple[StoredRequest, str]], list[Emitted]]
-"""How many jobs fired, the requests they changed and the events they wrote."""
+_Fired = tuple[int, list[tuple[StoredRequest, str]], list[Emitted], list[list[Any]]]
+"""How many jobs fired, the requests they changed, the events they wrote, and what each
+other service's jobs did."""
 _FIRE_BATCH = 200
+T = TypeVar("T")
+
+
+class JobHandler(Protocol[T]):
+    """Another service's scheduled work, fired in the same passes and order as answers.
+
+    ``fire_job`` runs inside the pass's unit of work (it may run twice: everything it
+    produces is its return value); ``announce`` gets those values after the commit.
+    """
+
+    @property
+    def job_kinds(self) -> frozenset[str]:
+        """The job kinds it fires."""
+        ...
+
+    async def fire_job(self, conn: Conn, job: jobs.Job, notify: Sequence[RuleSpec]) -> T:
+        """Fire one due job inside the pass's unit (``notify``: the notification rules)."""
+        ...
+
+    def announce(self, fired: Sequence[T]) -> None:
+        """After the pass committed: wake, count and log what the jobs did."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +110,7 @@ class Identification:
         scheduled_work: Wakeup,
         *,
         default_answer_delay: timedelta,
+        job_handlers: Sequence[JobHandler[Any]] = (),
     ) -> None:
         self._db = db
         self._clock = clock
@@ -94,6 +121,8 @@ class Identification:
         self._waiters = waiters
         self._scheduled_work = scheduled_work
         self._default_delay = default_answer_delay
+        self._handlers = tuple(job_handlers)
+        self._handler_of = {kind: i for i, h in enumerate(self._handlers) for kind in h.job_kinds}
 
     # --- receiving -------------------------------------------------------------------
 
@@ -118,6 +147,10 @@ class Identification:
             if idempotency_key is not None:
                 bound = await idempotency.find_idempotency_key(conn, messenger_id, idempotency_key)
                 if bound is not None:
+                    if bound[1].startswith(_SMS_ID_PREFIX):  # keys are per messenger, not per call
+                        raise errors.IdempotencyKeyReused(
+                            key=idempotency_key, differs="a message to the SMS gateway"
+                        )
                     existing = await requests_table.get_request(conn, bound[1])
                     if existing is None:  # cannot happen: keys and requests are cleared together
                         raise errors.StoreError("idempotency key bound to a missing request")
@@ -312,8 +345,8 @@ class Identification:
     # --- scheduled work ----------------------------------------------------------------
 
     async def fire_due(self, now_ms: int) -> int:
-        """Fire one batch of due answers, expiries and held-back notifications, in order;
-        returns how many fired."""
+        """Fire one batch of due answers, expiries, held-back notifications and other
+        services' jobs (``job_handlers``), in order; returns how many fired."""
         notify = await self._outbox.notify_rules()
 
         async def unit(conn: Conn) -> _Fired:
@@ -321,8 +354,15 @@ class Identification:
             # may run its units twice (store.inline.run_batch).
             changed: list[tuple[StoredRequest, str]] = []
             emitted: list[Emitted] = []
+            others: list[list[Any]] = [[] for _ in self._handlers]
             due = await jobs.due_jobs(conn, now_ms, _FIRE_BATCH)
             for job in due:
+                handler = self._handler_of.get(job.kind)
+                if handler is not None:
+                    fire = self._handlers[handler].fire_job
+                    others[handler].append(await fire(conn, job, notify))
+                    await jobs.delete_job(conn, job.id)
+                    continue
                 if job.kind == NOTIFY_JOB:
                     emitted.append(
                         await self._outbox.release(conn, job.payload or "", at_ms=job.due_at)
@@ -345,10 +385,13 @@ class Identification:
                         )
                     )
                 await jobs.delete_job(conn, job.id)
-            return len(due), changed, emitted
+            return len(due), changed, emitted, others
 
-        fired, changed, emitted = await self._db.run(unit)
+        fired, changed, emitted, others = await self._db.run(unit)
         self._outbox.published(emitted)
+        for handler, outcomes in zip(self._handlers, others, strict=True):
+            if outcomes:
+                handler.announce(outcomes)
         for req, kind in changed:
             if kind == "expired":
                 m = self._metrics

@@ -90,6 +90,13 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.sms_messages = Counter(
+            "operator_sim_sms_messages",
+            "SMS messages reaching each status (accepted, sent, delivered, undelivered, "
+            "expired, rejected).",
+            ["status"],
+            registry=r,
+        )
         self.scheduled_jobs = Gauge(
             "operator_sim_scheduled_jobs",
             "Scheduled answers and expiries not yet fired (as of the last scheduler pass).",

@@ -33,6 +33,7 @@ from operator_sim.wire import (
     IdentificationAnsweredEvent,
     NumberPortedEvent,
     Problem,
+    SmsStatusChangedEvent,
 )
 
 __all__ = ["build_openapi"]
@@ -154,6 +155,11 @@ _WEBHOOKS: tuple[tuple[EventType, type[BaseModel], str], ...] = (
         "subscriber.number_ported",
         NumberPortedEvent,
         "A number moved to another operator: identify the user again there.",
+    ),
+    (
+        "sms.status_changed",
+        SmsStatusChangedEvent,
+        "An SMS message's status changed (the SMS gateway's report).",
     ),
 )
 
@@ -331,7 +337,7 @@ def _operation(
         op["security"] = [{"messengerKey" if endpoint.auth == "messenger" else "adminToken": []}]
     if endpoint.body is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": not endpoint.body_optional,
             "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
         }
     elif endpoint.empty_body:

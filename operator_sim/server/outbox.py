@@ -21,11 +21,14 @@ from operator_sim.store import Conn, jobs, messengers
 from operator_sim.store import outbox as outbox_table
 from operator_sim.wire import (
     NOTIFY_WINDOW,
+    SMS_GATEWAY,
     ContractTerminatedEvent,
     DuplicateAction,
     NotifyLateAction,
     NumberPortedEvent,
     RuleSpec,
+    SmsMessage,
+    SmsStatusChangedEvent,
     SubscriberEventData,
     format_ms,
 )
@@ -158,6 +161,40 @@ class Outbox:
                 messenger_id,
                 operator_id,
                 msisdn,
+                at_ms,
+                model.model_dump_json(),
+            ),
+        )
+
+    async def emit_sms(
+        self,
+        conn: Conn,
+        notify: Sequence[RuleSpec],
+        *,
+        messenger_id: str,
+        message: SmsMessage,
+        at_ms: int,
+    ) -> Emitted:
+        """``sms.status_changed`` for a message's new status, on the SMS gateway's feed
+        (its ``operator_id`` is ``@sms``, which no operator's feed reads)."""
+        event_id = new_id("evt", at_ms)
+        model = SmsStatusChangedEvent(
+            id=event_id,
+            operator_id=SMS_GATEWAY,
+            occurred_at=ms_to_datetime(at_ms),
+            deliver_by=ms_to_datetime(at_ms + _WINDOW_MS),
+            type="sms.status_changed",
+            data=message,
+        )
+        return await self._write(
+            conn,
+            notify,
+            _Event(
+                event_id,
+                model.type,
+                messenger_id,
+                SMS_GATEWAY,
+                message.to,
                 at_ms,
                 model.model_dump_json(),
             ),

@@ -143,6 +143,17 @@ class Reader:
         except ValidationError as exc:
             raise translate_validation(exc) from None
 
+    async def options(self, request: web.Request, model: type[M]) -> M:
+        """A JSON object of optional fields; no body at all means every default."""
+        raw = await _read(request, BODY_LIMIT, self._patience)
+        if not raw.strip():
+            return model()
+        _require_json(request)
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise translate_validation(exc) from None
+
     async def empty(self, request: web.Request) -> None:
         """Accept an empty body, or ``{}`` sent as JSON, for calls that take no input."""
         raw = await _read(request, BODY_LIMIT, self._patience)

@@ -29,10 +29,13 @@ from operator_sim.server.messengers import Messengers
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
 from operator_sim.server.parsing import Reader
+from operator_sim.server.phones import Phones
 from operator_sim.server.retention import Retention
 from operator_sim.server.routing import Router
 from operator_sim.server.rulebook import Rulebook
 from operator_sim.server.scheduler import Scheduler
+from operator_sim.server.sim_swap import SimSwaps
+from operator_sim.server.sms import SmsGateway
 from operator_sim.server.subscribers import Subscribers
 from operator_sim.server.waiters import Waiters
 from operator_sim.server.webhooks import WebhookWorker
@@ -73,6 +76,9 @@ class Services:
     clockwork: Clockwork
     control: Control
     retention: Retention
+    sms: SmsGateway
+    phones: Phones
+    sim_swaps: SimSwaps
 
 
 SERVICES = web.AppKey("services", Services)

@@ -263,7 +263,58 @@ CREATE INDEX subscribers_unseeded ON subscribers (operator_id, msisdn)
     WHERE source <> 'seed' OR moved = 1;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: the SMS gateway (messages, and the phones' inboxes, the only place a message's
+# text is kept once the phone has it) and SIM swaps (the latest per number, a subscriber
+# fact kept apart from the record so that an upsert of the record does not lose it).
+_V6 = """
+CREATE TABLE sms_messages (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    messenger_id TEXT NOT NULL,
+    msisdn       TEXT NOT NULL,
+    sender       TEXT NOT NULL,
+    text         TEXT,  -- kept until the phone receives the message or it fails
+    text_length  INTEGER NOT NULL,
+    segments     INTEGER NOT NULL,
+    encoding     TEXT NOT NULL CHECK (encoding IN ('gsm7', 'ucs2')),
+    client_ref   TEXT,
+    status       TEXT NOT NULL CHECK (status IN
+                 ('accepted', 'sent', 'delivered', 'undelivered', 'expired', 'rejected')),
+    reason       TEXT,
+    operator_id  TEXT,
+    behaviour    TEXT CHECK (behaviour IN ('unreachable', 'report_lost', 'blocked')),
+    delay_ms     INTEGER NOT NULL,
+    rule_id      TEXT,
+    created_at   INTEGER NOT NULL,
+    status_at    INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) STRICT;
+-- The per-number throttle counts one messenger's recent messages to one number.
+CREATE INDEX sms_messages_throttle ON sms_messages (messenger_id, msisdn, created_at);
+CREATE INDEX sms_messages_messenger ON sms_messages (messenger_id, seq);
+
+CREATE TABLE phone_messages (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    msisdn       TEXT NOT NULL,
+    sms_id       TEXT NOT NULL,
+    sms_seq      INTEGER NOT NULL,
+    messenger_id TEXT NOT NULL,
+    sender       TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    received_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX phone_messages_msisdn ON phone_messages (msisdn, seq);
+CREATE INDEX phone_messages_messenger ON phone_messages (messenger_id);
+
+CREATE TABLE sim_swaps (
+    msisdn     TEXT PRIMARY KEY,
+    swapped_at INTEGER NOT NULL,
+    source     TEXT NOT NULL CHECK (source IN ('fixture', 'admin'))
+) STRICT, WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """``MIGRATIONS[i]`` upgrades a database at version ``i`` to version ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

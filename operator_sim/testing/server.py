@@ -24,6 +24,8 @@ do not verify the certificate of the server they started themselves.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import secrets
 import tempfile
 from collections.abc import Mapping
@@ -48,9 +50,14 @@ from operator_sim.wire import (
     LifecycleResult,
     Messenger,
     MessengerCreated,
+    PhoneInbox,
+    PhoneMessage,
+    PhoneOtp,
     Rule,
     RuleList,
     RuleSpec,
+    SimSwapRecorded,
+    SmsMessage,
     SubscriberIn,
     SubscribersUpserted,
     WebhookSecretRotated,
@@ -267,6 +274,12 @@ class OperatorSim:
                 raise SimCallError(method, path, resp.status, body)
             return body
 
+    async def _get(
+        self, path: str, *, params: Mapping[str, str], headers: Mapping[str, str]
+    ) -> tuple[int, str]:
+        async with self.session.get(path, params=params, headers=headers) as resp:
+            return resp.status, await resp.text()
+
     async def _admin(
         self,
         method: str,
@@ -477,3 +490,73 @@ class OperatorSim:
             until=until,
         )
         return (await self._admin("GET", "/requests/count", JournalCount, params=query)).count
+
+    # --- SMS: the phones' inboxes and SIM swaps ------------------------------------------
+
+    async def send_sms(self, to: str, text: str, *, key: str | None = None) -> SmsMessage:
+        """Send an SMS as the messenger under test (or another key); expects 202."""
+        body = await self._call(
+            "POST",
+            "/sms/v1/messages",
+            expect=202,
+            json={"to": to, "text": text},
+            headers=self.messenger_headers(key),
+        )
+        return SmsMessage.model_validate_json(body)
+
+    async def phone_messages(self, msisdn: str) -> list[PhoneMessage]:
+        """Every message the phone received so far, oldest first, texts included."""
+        messages: list[PhoneMessage] = []
+        after: str | None = None
+        while True:
+            params = {"limit": "1000", **({"after": after} if after else {})}
+            page = await self._admin("GET", f"/phones/{msisdn}/messages", PhoneInbox, params=params)
+            messages += page.messages
+            if len(page.messages) < 1000:
+                return messages
+            after = page.next_cursor
+
+    async def wait_for_otp(
+        self,
+        msisdn: str,
+        *,
+        after: str | None = None,
+        timeout: float = 180.0,  # noqa: ASYNC109 (on a manual clock: simulated seconds)
+        step: float = 1.0,
+    ) -> PhoneOtp:
+        """The one-time code the phone received last (only a message sent after the SMS
+        ``after``, an id, counts).
+
+        On a manual clock it advances the clock ``step`` simulated seconds at a time until
+        the message reaches the phone, at most ``timeout`` simulated seconds; on a running
+        clock it long-polls for at most ``timeout`` real seconds. ``TimeoutError`` when no
+        code comes.
+        """
+        params = {"after": after} if after else {}
+        path = f"/admin/v1/phones/{msisdn}/otp"
+        admin = {"Authorization": f"Bearer {self.admin_token}"}
+        manual = (await self.clock()).mode == "manual"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        advanced = 0.0
+        while True:
+            wait = 0 if manual else max(1, min(60, math.ceil(deadline - loop.time())))
+            status, body = await self._get(
+                path, params=params, headers={**admin, "Prefer": f"wait={wait}"}
+            )
+            if status == 200:
+                return PhoneOtp.model_validate_json(body)
+            if status != 404:
+                raise SimCallError("GET", path, status, body)
+            if (advanced >= timeout) if manual else (loop.time() >= deadline):
+                raise TimeoutError(f"no code reached {msisdn} within {timeout:g} s")
+            if manual:
+                await self.advance(step)
+                advanced += step
+
+    async def record_sim_swap(self, msisdn: str, *, at: datetime | None = None) -> SimSwapRecorded:
+        """Record that the subscriber's SIM changed (now, simulation time, by default)."""
+        body = {} if at is None else {"at": format_timestamp(at)}
+        return await self._admin(
+            "POST", f"/subscribers/{msisdn}/sim-swap", SimSwapRecorded, json=body
+        )

@@ -273,3 +273,7 @@ class ThreadedOperatorSim:
     identify = _Blocking(OperatorSim.identify)
     requests = _Blocking(OperatorSim.requests)
     count_requests = _Blocking(OperatorSim.count_requests)
+    send_sms = _Blocking(OperatorSim.send_sms)
+    phone_messages = _Blocking(OperatorSim.phone_messages)
+    wait_for_otp = _Blocking(OperatorSim.wait_for_otp)
+    record_sim_swap = _Blocking(OperatorSim.record_sim_swap)
