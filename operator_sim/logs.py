@@ -32,6 +32,7 @@ __all__ = [
     "configure_logging",
     "is_enabled",
     "log_fields",
+    "mask_by_default",
     "mask_phone_numbers",
     "mask_text",
     "processors",
@@ -336,6 +337,27 @@ _threshold = logging.NOTSET
 def is_enabled(level: int) -> bool:
     """Whether events at ``level`` are written: lets a hot path skip building one."""
     return level >= _threshold
+
+
+def mask_by_default(level: str = "info") -> None:
+    """Give structlog the masking chain when nothing configured it yet.
+
+    A server built in-process (the test double, an embedding application) logs through
+    structlog; left unconfigured, structlog would print every line, debug ones included,
+    with phone numbers as they are. This installs the console chain (masking, ``level``
+    and up, to stdout where test runners capture it). A process that configured structlog
+    itself keeps its configuration, and stdlib logging is left alone.
+    """
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=processors("console"),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
 
 
 def configure_logging(

@@ -160,3 +160,32 @@ async def test_request_log_line_has_the_canonical_fields(sim: Sim, log_stream: i
     assert line["method"] == "POST"
     assert line["messenger_id"] == "demo"
     assert isinstance(line["duration_ms"], float | int)
+
+
+async def test_an_in_process_server_masks_numbers_when_nobody_configured_logging(
+    aiohttp_client: AiohttpClient, db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    structlog.reset_defaults()
+    try:
+        assert not structlog.is_configured()
+        sim = Sim(await aiohttp_client(create_app(Settings(db=db_path, clock="manual"))), db_path)
+        resp = await sim.identify("+79000000001")
+        assert resp.status == 201
+        out = capsys.readouterr().out
+        assert "request" in out  # the server logged
+        assert "+79000000001" not in out
+        assert "identification_received" not in out  # a debug line: below the default level
+        assert structlog.is_configured()
+    finally:
+        structlog.reset_defaults()
+
+
+def test_a_logging_setup_of_the_host_process_is_kept(db_path: Path) -> None:
+    stream = io.StringIO()
+    configure_logging("debug", "json", stream)
+    try:
+        chain = structlog.get_config()["processors"]
+        create_app(Settings(db=db_path, clock="manual"))
+        assert structlog.get_config()["processors"] is chain
+    finally:
+        structlog.reset_defaults()

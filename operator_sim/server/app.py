@@ -15,6 +15,7 @@ from operator_sim.clock import SimClock
 from operator_sim.domain.webhook_targets import WebhookPolicy
 from operator_sim.errors import StartupError
 from operator_sim.fixture import LoadedFixture, load_fixture
+from operator_sim.logs import mask_by_default
 from operator_sim.server import (
     admin_api,
     docs_api,
@@ -309,6 +310,7 @@ def create_app(
     ``clock`` replaces the stored clock (tests); by default the stored one resumes and
     takes the mode of ``settings.clock``.
     """
+    mask_by_default(settings.log_level)
     loaded = fixture or load_fixture(settings.fixture)
     admin_token, admin_is_demo = _admin_token(settings, loaded)
     prepared = _Prepared(
