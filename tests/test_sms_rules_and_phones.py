@@ -235,12 +235,15 @@ async def test_the_inbox_long_polls_until_a_message_arrives(sim: Sim) -> None:
     assert not waiting.done()
     assert not otp.done()
     await sim.advance(5)
-    page = await (await asyncio.wait_for(waiting, 10)).json()
+    inbox = await asyncio.wait_for(waiting, 10)
+    assert inbox.headers["Preference-Applied"] == "wait=10"
+    page = await inbox.json()
     assert [m["text"] for m in page["messages"]] == ["Your code is 482913. Do not share it."]
-    assert (await (await asyncio.wait_for(otp, 10)).json())["code"] == "482913"
-    nothing = await sim.client.get(
-        f"/admin/v1/phones/+79000000011/messages?after={page['next_cursor']}", headers=admin
-    )
+    code = await asyncio.wait_for(otp, 10)
+    assert code.headers["Preference-Applied"] == "wait=10"
+    assert (await code.json())["code"] == "482913"
+    nothing = await sim.admin("GET", f"/phones/+79000000011/messages?after={page['next_cursor']}")
+    assert "Preference-Applied" not in nothing.headers
     assert (await nothing.json())["messages"] == []
 
 

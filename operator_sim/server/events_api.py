@@ -7,7 +7,7 @@ from aiohttp import web
 from operator_sim.domain.delivery import CURSOR_PATTERN
 from operator_sim.server.calls import CALL
 from operator_sim.server.endpoints import Endpoint, Param, json_response
-from operator_sim.server.parsing import path_msisdn, query_id, query_int, query_text
+from operator_sim.server.parsing import path_msisdn, query_id, query_int
 from operator_sim.server.services import SERVICES
 from operator_sim.wire import (
     MAX_WAIT_SECONDS,
@@ -24,12 +24,11 @@ _ID_PARAM = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 async def list_events(request: web.Request) -> web.StreamResponse:
     """This messenger's events from this operator, after a cursor; long-polls when asked."""
     services = request.app[SERVICES]
-    after = query_text(request, "after")
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
-    wait = services.reader.prefer_wait(request)
-    body = await services.feed.page(request[CALL], after=after, limit=limit, wait=wait)
-    headers = {"Preference-Applied": f"wait={wait}"} if wait else {}
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    query = services.reader.page_query(request)
+    body = await services.feed.page(
+        request[CALL], after=query.after, limit=query.limit, wait=query.wait
+    )
+    return web.Response(body=body, content_type="application/json", headers=query.applied())
 
 
 async def terminate(request: web.Request) -> web.StreamResponse:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -125,6 +126,19 @@ def _unreadable(exc: RequestPayloadError) -> errors.UnreadableBody:
     return errors.UnreadableBody("the body could not be read (malformed transfer encoding)")
 
 
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """What a client asked of a page it may wait for: after which cursor, how many, how long."""
+
+    after: str | None
+    limit: int
+    wait: int
+
+    def applied(self) -> dict[str, str]:
+        """The ``Preference-Applied`` header of the answer, when the client asked to wait."""
+        return {"Preference-Applied": f"wait={self.wait}"} if self.wait else {}
+
+
 class Reader:
     """Reads request bodies and ``Prefer: wait`` within the server's settings."""
 
@@ -170,6 +184,14 @@ class Reader:
             "this call takes no input: send no body or {}"
             if isinstance(data, dict)
             else "the body must be a JSON object"
+        )
+
+    def page_query(self, request: web.Request) -> PageQuery:
+        """``after``, ``limit`` (1..1000, 100 by default) and ``Prefer: wait`` of a page."""
+        return PageQuery(
+            after=query_text(request, "after"),
+            limit=query_int(request, "limit", default=100, low=1, high=1000),
+            wait=self.prefer_wait(request),
         )
 
     def prefer_wait(self, request: web.Request) -> int:

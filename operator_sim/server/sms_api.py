@@ -7,7 +7,7 @@ from aiohttp import web
 from operator_sim.domain.delivery import CURSOR_PATTERN
 from operator_sim.server.calls import CALL
 from operator_sim.server.endpoints import Endpoint, Param, json_response, raw_json_response
-from operator_sim.server.parsing import idempotency_key, path_msisdn, query_int, query_text
+from operator_sim.server.parsing import idempotency_key, path_msisdn, query_text
 from operator_sim.server.phones import INBOX_CURSOR_PATTERN
 from operator_sim.server.services import SERVICES
 from operator_sim.wire import (
@@ -52,23 +52,22 @@ async def get_sms(request: web.Request) -> web.StreamResponse:
 async def list_sms_events(request: web.Request) -> web.StreamResponse:
     """This messenger's message status changes after a cursor; long-polls when asked."""
     services = request.app[SERVICES]
-    after = query_text(request, "after")
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
-    wait = services.reader.prefer_wait(request)
-    body = await services.feed.sms_page(request[CALL], after=after, limit=limit, wait=wait)
-    headers = {"Preference-Applied": f"wait={wait}"} if wait else {}
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    query = services.reader.page_query(request)
+    body = await services.feed.sms_page(
+        request[CALL], after=query.after, limit=query.limit, wait=query.wait
+    )
+    return web.Response(body=body, content_type="application/json", headers=query.applied())
 
 
 async def list_phone_messages(request: web.Request) -> web.StreamResponse:
     """What the phone received, text included, oldest first; long-polls when asked."""
     services = request.app[SERVICES]
     msisdn = path_msisdn(request)
-    after = query_text(request, "after")
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
-    wait = services.reader.prefer_wait(request)
-    inbox = await services.phones.inbox(msisdn, after=after, limit=limit, wait=wait)
-    return json_response(inbox)
+    query = services.reader.page_query(request)
+    inbox = await services.phones.inbox(
+        msisdn, after=query.after, limit=query.limit, wait=query.wait
+    )
+    return json_response(inbox, headers=query.applied())
 
 
 async def get_phone_otp(request: web.Request) -> web.StreamResponse:
@@ -77,7 +76,8 @@ async def get_phone_otp(request: web.Request) -> web.StreamResponse:
     msisdn = path_msisdn(request)
     after = query_text(request, "after")
     wait = services.reader.prefer_wait(request)
-    return json_response(await services.phones.otp(msisdn, after_sms_id=after, wait=wait))
+    otp = await services.phones.otp(msisdn, after_sms_id=after, wait=wait)
+    return json_response(otp, headers={"Preference-Applied": f"wait={wait}"} if wait else None)
 
 
 _LIMIT = Param(
@@ -155,6 +155,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: PhoneInbox},
+        headers={200: ("Preference-Applied",)},
         problems=("validation_error",),
         params=(
             Param(
@@ -174,6 +175,7 @@ ENDPOINTS = (
         "admin",
         "admin",
         responses={200: PhoneOtp},
+        headers={200: ("Preference-Applied",)},
         problems=("not_found", "validation_error"),
         params=(
             Param(
