@@ -123,3 +123,14 @@ async def test_searching_by_number_shows_only_that_subscriber(
     page = await console.page("/ui/subscribers?msisdn=%2B79165550003")
     assert _listed(page) == ["+79165550003"]
     assert 'rel="next"' not in page
+
+
+async def test_a_refused_filter_is_shown_again_to_be_corrected(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    page = await console.page("/ui/subscribers?msisdn_prefix=7916&operator_id=beta", status=422)
+    assert 'id="browse-prefix" name="msisdn_prefix"' in page
+    assert 'value="7916"' in page
+    assert '<option value="beta" selected>' in page
+    assert '<a href="/ui/subscribers">Show all</a>' in page

@@ -39,6 +39,7 @@ _SUBSCRIBER_JOURNAL = 20
 """Recent requests shown on a subscriber's page."""
 SUBSCRIBER_PAGE_SIZE = 50
 """Subscribers a page of the list shows."""
+_LIST_FIELDS = ("operator_id", "status", "data_complete", "msisdn_prefix")
 _NUMBER_HINT = "Type the number in E.164 form: + and the digits, e.g. +79161234567."
 
 
@@ -104,6 +105,8 @@ async def subscribers(request: web.Request) -> web.StreamResponse:
         "page_size": SUBSCRIBER_PAGE_SIZE,
         "operators": await backend.operators(),
         "filters": {} if listing is None else listing.params,
+        # What was typed, shown again in the form even when it was refused.
+        "entered": {name: request.query.get(name, "").strip() for name in _LIST_FIELDS},
     }
     status = 422 if problem else 200
     return await page(
