@@ -3,6 +3,7 @@
 
 Usage: python scripts/bench_subscribers.py [--sizes 1000 100000 1000000 10000000]
                                            [--calls 200] [--limit 100] [--dir DIR]
+                                           [--kinds list sample console]
 
 One database per size is seeded with ``operator_sim.seeding.seed_database`` (as
 ``operator-sim seed`` does; 10,000,000 take minutes and about 8 GB; ``--dir`` keeps the
@@ -10,10 +11,11 @@ databases, and a later run seeds only what is missing). A server is started on e
 process on loopback ports, and ``GET /admin/v1/subscribers`` and
 ``GET /admin/v1/subscribers/sample`` are timed through HTTP with aiohttp, one call at a
 time: pages at random depths (an ``after`` drawn at random in the fixture's ranges), and
-samples with random seeds. The sizes take turns, ten calls each, until every size had
-``--calls`` calls of a query: the speed of a shared machine drifts within seconds, and
-taking turns exposes every size to the same drift. It prints p50 and p99 per query and
-size, and the query plans of the listing's statements.
+samples with random seeds; ``console`` is the web console's list (``GET /ui/subscribers``:
+the same listing, 50 a page, as HTML) at random depths. The sizes take turns, ten calls
+each, until every size had ``--calls`` calls of a query: the speed of a shared machine
+drifts within seconds, and taking turns exposes every size to the same drift. It prints
+p50 and p99 per query and size, and the query plans of the listing's statements.
 
 ``status`` and ``data_complete`` are checked on the records a page walks past, so a rare
 value (a tenth of the records are terminated here) makes a page walk about ten times as
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import random
 import sqlite3
 import statistics
@@ -61,7 +64,13 @@ QUERIES: tuple[tuple[str, str, Mapping[str, str]], ...] = (
     ("list", "data_complete=false", {"data_complete": "false"}),
     ("sample", "n=100", {"n": "100"}),
     ("sample", "n=100&operator_id=delta", {"n": "100", "operator_id": "delta"}),
+    ("console", "unfiltered", {}),
+    ("console", "operator_id=beta", {"operator_id": "beta"}),
+    ("console", "msisdn_prefix=+7916", {"msisdn_prefix": "+7916"}),
 )
+KINDS = ("list", "sample", "console")
+_ROW = 'data-testid="subscriber-row"'
+"""How a subscriber is marked in the console's list."""
 _TURN = 10
 """Calls of one size before the next size's turn."""
 
@@ -93,16 +102,21 @@ async def _call(
     if kind == "list":
         params = {**query, "limit": str(limit), "after": _after(rng, query)}
         path = "/admin/v1/subscribers"
+    elif kind == "console":
+        params = {**query, "after": _after(rng, query)}
+        path = "/ui/subscribers"
     else:
         params = {**query, "seed": str(rng.randrange(1 << 62))}
         path = "/admin/v1/subscribers/sample"
     started = time.perf_counter()
     async with session.get(f"{url}{path}", params=params, headers=ADMIN) as resp:
-        body = await resp.json()
+        text = await resp.text()
     spent = time.perf_counter() - started
     if resp.status != 200:
-        raise SystemExit(f"{path} {params}: {resp.status} {body}")
-    return spent, len(body["subscribers"])
+        raise SystemExit(f"{path} {params}: {resp.status} {text[:500]}")
+    if kind == "console":
+        return spent, text.count(_ROW)
+    return spent, len(json.loads(text)["subscribers"])
 
 
 @contextlib.asynccontextmanager
@@ -116,14 +130,22 @@ async def _server(db: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def _measure(dbs: dict[int, Path], *, calls: int, limit: int) -> None:
+async def _measure(dbs: dict[int, Path], *, calls: int, limit: int, kinds: frozenset[str]) -> None:
     rng = random.Random(1801)  # noqa: S311 (benchmark input, not secrets)
-    async with contextlib.AsyncExitStack() as stack, aiohttp.ClientSession() as session:
+    # The console signs in on loopback with the demo token; its cookie is kept for an IP.
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with (
+        contextlib.AsyncExitStack() as stack,
+        aiohttp.ClientSession(cookie_jar=jar) as session,
+    ):
         urls = {size: await stack.enter_async_context(_server(db)) for size, db in dbs.items()}
         for url in urls.values():  # warm-up
             for _ in range(_TURN):
                 await _call(session, url, "list", {}, limit=limit, rng=rng)
+                await _call(session, url, "console", {}, limit=limit, rng=rng)
         for kind, name, query in QUERIES:
+            if kind not in kinds:
+                continue
             samples: dict[int, list[float]] = {size: [] for size in urls}
             returned = dict.fromkeys(urls, 0)
             while any(len(s) < calls for s in samples.values()):
@@ -188,6 +210,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=200, help="calls per query and size")
     parser.add_argument("--limit", type=int, default=100, help="page size")
     parser.add_argument("--dir", type=Path, help="keep (and reuse) the databases here")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     args = parser.parse_args()
     configure_logging("warning", "json")  # a log line per request would be timed too
     print(
@@ -213,7 +236,7 @@ def main() -> int:
                     f"({summary.rows_per_second:,.0f} rows/s)",
                     flush=True,
                 )
-        asyncio.run(_measure(dbs, calls=args.calls, limit=args.limit))
+        asyncio.run(_measure(dbs, calls=args.calls, limit=args.limit, kinds=frozenset(args.kinds)))
         _plans(dbs[max(dbs)])
     return 0
 

@@ -1,7 +1,8 @@
 """Take a screenshot of each console page for the documentation (opt-in, never in tests).
 
 Starts a server on a manual clock, gives it something to show (identification requests
-of several kinds, a registered code and a termination, a runtime rule), signs in, and
+of several kinds, a registered code and a termination, a runtime rule, SMS with one-time
+codes), signs in, and
 writes ``docs/images/console-<page>.png`` with the system's Chromium (the browser tests'
 one: ``OPERATOR_SIM_CHROMIUM`` or ``chromium`` on the PATH).
 
@@ -21,6 +22,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from operator_sim.testing import ThreadedOperatorSim
 
 ROOT = Path(__file__).resolve().parent.parent
+PHONE = "+79000000011"
 
 
 def _populate(sim: ThreadedOperatorSim) -> str:
@@ -41,6 +43,10 @@ def _populate(sim: ThreadedOperatorSim) -> str:
         )
     sim.add_rule({"id": "slow-beta", "match": {"operator_id": "beta"}, "action": {"type": "never"}})
     sim.terminate("+79000000001")
+    for text in ("Your code is 482913", "Your code is 730615. Do not share it."):
+        sim.send_sms(PHONE, text)
+        sim.advance("PT1M")
+    sim.send_sms("+79000000013", "Your code is 112358")  # a phone that is off: in flight
     sim.advance("PT3M")
     return sim.identify("+79000000009", "alfa").id
 
@@ -71,7 +77,9 @@ def main() -> None:
             "overview": "/ui/",
             "journal": "/ui/journal",
             "request": f"/ui/requests/{pending}",
+            "subscribers": "/ui/subscribers",
             "subscriber": "/ui/subscribers/+79000000001",
+            "phone": f"/ui/phones/{PHONE}",
             "messengers": "/ui/messengers",
             "deliveries": "/ui/deliveries",
             "rules": "/ui/rules",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.conftest import AiohttpClient
-from tests.console_support import attr, demo_console, tagged
+from standardwebhooks import Webhook
+
+from tests.conftest import DEMO_KEY, AiohttpClient, Receiver
+from tests.console_support import Console, attr, demo_console, tagged
 
 
 def _ts(value: str) -> datetime:
@@ -264,3 +266,152 @@ async def test_replay_needs_a_webhook_and_reschedules_it(
     assert f"Webhook of {hooked} scheduled again from now." in done
     [row] = tagged(done, "delivery-row")
     assert 'hx-swap-oob="outerHTML"' in row
+
+
+# --- SIM swaps ----------------------------------------------------------------------------
+
+
+async def _retrieve_date(console: Console, msisdn: str) -> str | None:
+    resp = await console.client.post(
+        "/operators/alfa/sim-swap/v1/retrieve-date",
+        json={"phoneNumber": msisdn},
+        headers={"Authorization": f"Bearer {DEMO_KEY}"},
+    )
+    assert resp.status == 200, await resp.text()
+    latest: str | None = (await resp.json())["latestSimChange"]
+    return latest
+
+
+async def test_the_sim_swap_button_records_a_swap_now(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    page = await console.page("/ui/subscribers/+79000000001")
+    [button] = tagged(page, "sim-swap")
+    assert 'type="submit"' in button
+    assert "none recorded" in page
+    assert await _retrieve_date(console, "+79000000001") is None
+    now = (await console.admin("GET", "/clock"))["now"]
+    done = await console.act("/ui/subscribers/+79000000001/sim-swap", {"at": ""})
+    shown = _ts(now).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"SIM swap recorded now: the latest SIM change is {shown}." in done
+    assert f'data-sim-change="{now}"' in done  # the record, out of band
+    assert await _retrieve_date(console, "+79000000001") == now
+    # A swap ends neither the contract nor anything else.
+    assert (await console.admin("GET", "/subscribers/+79000000001"))["status"] == "active"
+    assert f'data-sim-change="{now}"' in await console.page("/ui/subscribers/+79000000001")
+
+
+async def test_a_sim_swap_at_a_given_time_is_taken_as_utc(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    now = _ts((await console.admin("GET", "/clock"))["now"])
+    earlier = (now - timedelta(hours=3)).replace(microsecond=0)
+    local = earlier.strftime("%Y-%m-%dT%H:%M:%S")  # what a datetime-local input sends
+    done = await console.act("/ui/subscribers/+79000000001/sim-swap", {"at": local})
+    assert "SIM swap recorded at " + earlier.strftime("%Y-%m-%d %H:%M:%S UTC") in done
+    recorded = await _retrieve_date(console, "+79000000001")
+    assert recorded is not None
+    assert _ts(recorded) == earlier
+
+
+async def test_a_bad_sim_swap_is_refused_and_records_nothing(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    now = _ts((await console.admin("GET", "/clock"))["now"])
+    later = (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    ahead = await console.act("/ui/subscribers/+79000000001/sim-swap", {"at": later}, status=422)
+    assert "at is after the simulation" in ahead
+    nonsense = await console.act(
+        "/ui/subscribers/+79000000001/sim-swap", {"at": "yesterday"}, status=422
+    )
+    assert "at:" in nonsense
+    await console.act("/ui/subscribers/+79990000000/sim-swap", status=404)
+    await console.act("/ui/subscribers/89000000001/sim-swap", status=422)
+    assert await _retrieve_date(console, "+79000000001") is None
+
+
+# --- credential rotation ------------------------------------------------------------------
+
+
+async def _register(console: Console, webhook_url: str | None = None) -> dict[str, str]:
+    body = {"id": "acme", "name": "Acme", "webhook_url": webhook_url}
+    created: dict[str, str] = await console.admin("POST", "/messengers", body)
+    return created
+
+
+def _secret(page: str, name: str) -> str:
+    found = re.search(rf'data-secret="{name}">([^<]+)<', page)
+    assert found is not None, f"no {name} shown"
+    return found.group(1)
+
+
+async def test_rotating_the_key_shows_the_new_one_once_and_the_old_one_stops(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    old = (await _register(console))["api_key"]
+    page = await console.page("/ui/messengers")
+    assert len(re.findall(r'data-testid="rotate-key"', page)) == 2  # demo and acme
+    done = await console.act("/ui/messengers/acme/rotate-key", {"grace": ""})
+    new = _secret(done, "api_key")
+    assert new.startswith("osk_")
+    assert new != old
+    assert "The previous key stopped working." in done
+    assert (await console.identify("+79000000001", key=new)).status == 201
+    assert (await console.identify("+79000000001", key=old)).status == 401
+    assert new not in await console.page("/ui/messengers")
+
+
+async def test_rotating_the_key_with_a_grace_keeps_the_old_one_working(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    old = (await _register(console))["api_key"]
+    before = datetime.now(UTC)
+    done = await console.act("/ui/messengers/acme/rotate-key", {"grace": "PT1H"})
+    new = _secret(done, "api_key")
+    until = re.search(
+        r"keeps working until ([0-9-]+ [0-9:]+) UTC \(real time, PT1H from now\)", done
+    )
+    assert until is not None
+    ends = datetime.strptime(until.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert before + timedelta(minutes=59) <= ends <= datetime.now(UTC) + timedelta(hours=1)
+    assert (await console.identify("+79000000001", key=old)).status == 201
+    assert (await console.identify("+79000000001", key=new)).status == 201
+
+
+async def test_rotating_the_webhook_secret_signs_with_the_new_one(
+    aiohttp_client: AiohttpClient, db_path: Path, receiver: Receiver
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    created = await _register(console, receiver.url)
+    done = await console.act("/ui/messengers/acme/rotate-webhook-secret", {"grace": "P1D"})
+    new = _secret(done, "webhook_secret")
+    assert new.startswith("whsec_")
+    assert new != created["webhook_secret"]
+    assert "webhooks carry a signature with each secret" in done
+    assert (await console.identify("+79000000001", key=created["api_key"])).status == 201
+    await console.admin("POST", "/clock/advance", {"by": 0})  # due webhooks go out first
+    [(headers, body)] = receiver.received
+    lowered = {k.lower(): v for k, v in headers.items()}
+    # Both secrets verify during the grace: the new one, and the one receivers still hold.
+    Webhook(new).verify(body, lowered)
+    Webhook(created["webhook_secret"]).verify(body, lowered)
+    assert new not in await console.page("/ui/messengers")
+
+
+async def test_a_bad_rotation_is_refused_and_changes_nothing(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    old = (await _register(console))["api_key"]
+    refused = await console.act("/ui/messengers/acme/rotate-key", {"grace": "P31D"}, status=422)
+    assert "at most P30D" in refused
+    assert "data-secret" not in refused
+    await console.act("/ui/messengers/acme/rotate-webhook-secret", {"grace": "soon"}, status=422)
+    await console.act("/ui/messengers/nobody/rotate-key", status=404)
+    await console.act("/ui/messengers/nobody/rotate-webhook-secret", status=404)
+    assert (await console.identify("+79000000001", key=old)).status == 201

@@ -137,6 +137,31 @@ async def test_an_action_without_the_csrf_token_is_refused_and_changes_nothing(
     assert (await console.admin("GET", "/clock"))["now"] == before
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/subscribers/+79000000001/sim-swap",
+        "/ui/messengers/demo/rotate-key",
+        "/ui/messengers/demo/rotate-webhook-secret",
+    ],
+)
+async def test_the_credential_and_sim_swap_actions_need_the_csrf_token(
+    aiohttp_client: AiohttpClient, db_path: Path, path: str
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    resp = await console.client.post(path, data={}, headers={"HX-Request": "true"})
+    assert resp.status == 403
+    assert "data-secret" not in await resp.text()
+    # The demo key still works, and no swap was recorded.
+    assert (await console.identify("+79000000001")).status == 201
+    record = await console.client.post(
+        "/operators/alfa/sim-swap/v1/retrieve-date",
+        json={"phoneNumber": "+79000000001"},
+        headers={"Authorization": "Bearer demo-messenger-key-not-secret"},
+    )
+    assert (await record.json())["latestSimChange"] is None
+
+
 async def test_a_cross_site_action_is_refused_even_with_the_csrf_token(
     aiohttp_client: AiohttpClient, db_path: Path
 ) -> None:
@@ -169,6 +194,10 @@ async def test_the_csrf_token_works_as_a_form_field(
         "/ui/",
         "/ui/journal",
         "/ui/subscribers",
+        "/ui/subscribers?status=nonsense",
+        "/ui/phones",
+        "/ui/phones/+79000000011",
+        "/ui/phones/8900",
         "/ui/messengers",
         "/ui/deliveries",
         "/ui/rules",

@@ -236,7 +236,16 @@ async def test_every_page_has_labelled_controls_and_real_buttons(
     aiohttp_client: AiohttpClient, db_path: Path
 ) -> None:
     console = await demo_console(aiohttp_client, db_path)
-    for path in ("/ui/", "/ui/journal", "/ui/subscribers", "/ui/messengers", "/ui/rules"):
+    for path in (
+        "/ui/",
+        "/ui/journal",
+        "/ui/subscribers",
+        "/ui/subscribers/+79000000001",
+        "/ui/phones",
+        "/ui/phones/+79000000011",
+        "/ui/messengers",
+        "/ui/rules",
+    ):
         page = await console.page(path)
         # Every form control with an id has a <label for=...>.
         for control_id in _control_ids(page):

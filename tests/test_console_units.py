@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from operator_sim.console.backend import Change, classify
-from operator_sim.console.forms import rule_form, rule_json
+from operator_sim.console.forms import (
+    rotation_form,
+    rule_form,
+    rule_json,
+    sim_swap_form,
+    subscriber_listing,
+)
 from operator_sim.console.hub import Hub
 from operator_sim.console.live import view_for
 from operator_sim.console.render import remaining
@@ -24,7 +30,14 @@ from operator_sim.console.security import (
 )
 from operator_sim.errors import ValidationFailed
 from operator_sim.server.outbox import feed_key
-from operator_sim.server.waiters import CLOCK_CHANGED, JOURNAL_CHANGED, RULES_CHANGED, Waiters
+from operator_sim.server.sms import phone_key
+from operator_sim.server.waiters import (
+    CLOCK_CHANGED,
+    JOURNAL_CHANGED,
+    RULES_CHANGED,
+    SMS_CHANGED,
+    Waiters,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "operator_sim" / "console" / "static"
 
@@ -152,6 +165,8 @@ def test_waiter_keys_become_changes() -> None:
     assert classify(feed_key("demo", "alfa")) == Change(
         "feed", messenger_id="demo", operator_id="alfa"
     )
+    assert classify(SMS_CHANGED) == Change("sms")
+    assert classify(phone_key("+79000000011")) == Change("phone", msisdn="+79000000011")
     assert classify("something:else") is None
 
 
@@ -205,6 +220,65 @@ def test_the_request_view_takes_only_its_own_request() -> None:
     assert view.wants(Change("request", request_id="ir_one")) == ["request"]
     assert view.wants(Change("request", request_id="ir_two")) == []
     assert view.wants(Change("clock")) == ["clock", "request"]
+
+
+def test_the_phone_view_takes_only_its_own_phone() -> None:
+    view = view_for("phones", {"msisdn": "+79000000011"})
+    assert view.wants(Change("phone", msisdn="+79000000011")) == ["phone"]
+    assert view.wants(Change("phone", msisdn="+79000000012")) == []
+    assert view.wants(Change("sms")) == []
+    assert view.wants(Change("reset")) == ["clock", "phone"]
+    assert view_for("phones", {}).events == {"clock"}
+    with pytest.raises(ValidationFailed):
+        view_for("phones", {"msisdn": "89000000011"})
+
+
+def test_the_counters_follow_sms() -> None:
+    assert view_for("overview", {}).wants(Change("sms")) == ["counters"]
+
+
+def test_a_sim_swap_time_without_a_zone_is_utc() -> None:
+    at = sim_swap_form({"at": "2026-03-01T12:30"}).at
+    assert at is not None
+    assert at.isoformat() == "2026-03-01T12:30:00+00:00"
+    zoned = sim_swap_form({"at": "2026-03-01T12:30:00+03:00"}).at
+    assert zoned is not None
+    assert zoned.isoformat() == "2026-03-01T09:30:00+00:00"  # the zone given is kept
+    assert sim_swap_form({"at": " "}).at is None
+    with pytest.raises(ValidationFailed, match="at"):
+        sim_swap_form({"at": "2026-03-01"})
+
+
+def test_a_rotation_grace_is_a_duration_or_nothing() -> None:
+    assert rotation_form({}).grace is None
+    assert rotation_form({"grace": ""}).grace is None
+    grace = rotation_form({"grace": "P1D"}).grace
+    assert grace is not None
+    assert grace.total_seconds() == 86_400
+    seconds = rotation_form({"grace": "3600"}).grace
+    assert seconds is not None
+    assert seconds.total_seconds() == 3600
+    with pytest.raises(ValidationFailed, match="P30D"):
+        rotation_form({"grace": "P31D"})
+
+
+def test_the_subscriber_listing_checks_each_filter() -> None:
+    listing = subscriber_listing(
+        {"operator_id": "alfa", "status": "active", "msisdn_prefix": "+7916", "after": ""}
+    )
+    assert listing.selection.operator_id == "alfa"
+    assert listing.selection.status == "active"
+    assert listing.selection.msisdn_prefix == "+7916"
+    assert listing.selection.data_complete is None
+    assert listing.after is None
+    assert listing.params == {"operator_id": "alfa", "status": "active", "msisdn_prefix": "+7916"}
+    assert subscriber_listing({"data_complete": "false"}).selection.data_complete is False
+    with pytest.raises(ValidationFailed) as refused:
+        subscriber_listing({"msisdn_prefix": "7916", "after": "+7", "status": "x"})
+    message = str(refused.value)
+    assert "msisdn_prefix:" in message
+    assert "after:" in message
+    assert "status:" in message
 
 
 def test_rule_form_builds_the_api_body_of_the_chosen_action() -> None:

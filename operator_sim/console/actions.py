@@ -13,7 +13,7 @@ from aiohttp import web
 
 from operator_sim import errors
 from operator_sim.console import forms
-from operator_sim.console.render import fragment_response
+from operator_sim.console.render import fragment_response, simtime
 from operator_sim.console.state import CONSOLE
 from operator_sim.wire import format_duration, is_msisdn
 
@@ -28,7 +28,10 @@ __all__ = [
     "replay",
     "reset",
     "reset_messenger",
+    "rotate_key",
+    "rotate_webhook_secret",
     "set_clock",
+    "sim_swap",
     "terminate",
 ]
 
@@ -89,6 +92,7 @@ async def _subscriber_done(request: web.Request, msisdn: str, message: str) -> w
         message=message,
         subscriber=await backend.subscriber(msisdn),
         operators=await backend.operators(),
+        sim_change=await backend.latest_sim_change(msisdn),
     )
 
 
@@ -111,6 +115,16 @@ async def port(request: web.Request) -> web.StreamResponse:
         msisdn,
         f"Ported to {done.operator_id}: {done.events} notification(s) to messengers.",
     )
+
+
+async def sim_swap(request: web.Request) -> web.StreamResponse:
+    """Record a SIM swap (``SimSwaps.record``, as ``POST .../sim-swap``)."""
+    msisdn = _msisdn(request)
+    body = forms.sim_swap_form(await _form(request))
+    done = await request.app[CONSOLE].backend.record_sim_swap(msisdn, body.at)
+    at = "now" if body.at is None else f"at {simtime(body.at)}"
+    message = f"SIM swap recorded {at}: the latest SIM change is {simtime(done.latest_sim_change)}."
+    return await _subscriber_done(request, msisdn, message)
 
 
 async def edit_subscriber(request: web.Request) -> web.StreamResponse:
@@ -138,6 +152,40 @@ async def create_messenger(request: web.Request) -> web.StreamResponse:
         "fragments/messenger_created.html",
         created=created,
         messengers=await backend.messengers(),
+    )
+
+
+async def rotate_key(request: web.Request) -> web.StreamResponse:
+    """A new API key (``Messengers.rotate_key``, as ``POST .../rotate-key``), shown once."""
+    messenger_id = request.match_info["messenger_id"]
+    body = forms.rotation_form(await _form(request))
+    done = await request.app[CONSOLE].backend.rotate_key(messenger_id, body.grace)
+    return _done(
+        request,
+        "fragments/credential_rotated.html",
+        messenger_id=messenger_id,
+        what="API key",
+        kind="api_key",
+        secret=done.api_key,
+        grace=body.grace,
+        previous_valid_until=done.previous_valid_until,
+    )
+
+
+async def rotate_webhook_secret(request: web.Request) -> web.StreamResponse:
+    """A new webhook secret (``Messengers.rotate_webhook_secret``), shown once."""
+    messenger_id = request.match_info["messenger_id"]
+    body = forms.rotation_form(await _form(request))
+    done = await request.app[CONSOLE].backend.rotate_webhook_secret(messenger_id, body.grace)
+    return _done(
+        request,
+        "fragments/credential_rotated.html",
+        messenger_id=messenger_id,
+        what="webhook secret",
+        kind="webhook_secret",
+        secret=done.webhook_secret,
+        grace=body.grace,
+        previous_valid_until=done.previous_valid_until,
     )
 
 

@@ -31,6 +31,8 @@ def _routes(app: web.Application) -> None:
     r.add_get("/requests/{request_id}", pages.request_page, name="request")
     r.add_get("/subscribers", pages.subscribers, name="subscribers")
     r.add_get("/subscribers/{msisdn}", pages.subscriber, name="subscriber")
+    r.add_get("/phones", pages.phones, name="phones")
+    r.add_get("/phones/{msisdn}", pages.phone, name="phone")
     r.add_get("/messengers", pages.messengers, name="messengers")
     r.add_get("/deliveries", pages.deliveries, name="deliveries")
     r.add_get("/rules", pages.rules, name="rules")
@@ -41,8 +43,15 @@ def _routes(app: web.Application) -> None:
     r.add_post("/subscribers/{msisdn}/terminate", actions.terminate, name="terminate")
     r.add_post("/subscribers/{msisdn}/port", actions.port, name="port")
     r.add_post("/subscribers/{msisdn}/edit", actions.edit_subscriber, name="edit_subscriber")
+    r.add_post("/subscribers/{msisdn}/sim-swap", actions.sim_swap, name="sim_swap")
     r.add_post("/messengers", actions.create_messenger, name="create_messenger")
     r.add_post("/messengers/{messenger_id}/reset", actions.reset_messenger, name="reset_messenger")
+    r.add_post("/messengers/{messenger_id}/rotate-key", actions.rotate_key, name="rotate_key")
+    r.add_post(
+        "/messengers/{messenger_id}/rotate-webhook-secret",
+        actions.rotate_webhook_secret,
+        name="rotate_webhook_secret",
+    )
     r.add_post("/deliveries/{event_id}/replay", actions.replay, name="replay")
     r.add_post("/rules", actions.add_rule, name="add_rule")
     r.add_post("/rules/json", actions.add_rule_json, name="add_rule_json")

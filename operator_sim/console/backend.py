@@ -10,27 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from aiohttp import web
 
+from operator_sim.clock import ms_to_datetime
 from operator_sim.errors import NotFound
 from operator_sim.server.journal import JournalFilter
 from operator_sim.server.outbox import feed_key
 from operator_sim.server.parsing import listening_address
 from operator_sim.server.services import SERVICES, Services
+from operator_sim.server.sms import phone_key
 from operator_sim.server.waiters import (
     CLOCK_CHANGED,
     DELIVERIES_CHANGED,
     JOURNAL_CHANGED,
     RULES_CHANGED,
+    SMS_CHANGED,
     STATE_RESET,
 )
-from operator_sim.store import Conn, overview
+from operator_sim.store import Conn, overview, phones, sim_swaps
 from operator_sim.store import outbox as outbox_store
 from operator_sim.store import requests as requests_store
 from operator_sim.store.overview import Counts
+from operator_sim.store.subscribers import SubscriberFilter
 from operator_sim.wire import (
     CallEntry,
     ClockAdvanced,
@@ -38,21 +42,28 @@ from operator_sim.wire import (
     Delivery,
     IdentificationRequest,
     JournalEntry,
+    KeyRotated,
     LifecycleResult,
     Messenger,
     MessengerCreate,
     MessengerCreated,
     Operator,
+    PhoneMessage,
     Rule,
     RuleSpec,
+    SimSwapRecorded,
     Subscriber,
     SubscriberIn,
+    SubscriberPage,
     SubscribersUpserted,
+    WebhookSecretRotated,
 )
 
-__all__ = ["Backend", "Change", "ChangeKind", "Counts", "RequestDetail"]
+__all__ = ["Backend", "Change", "ChangeKind", "Counts", "RequestDetail", "SubscriberFilter"]
 
-ChangeKind = Literal["clock", "rules", "journal", "reset", "request", "feed", "deliveries"]
+ChangeKind = Literal[
+    "clock", "rules", "journal", "reset", "request", "feed", "deliveries", "sms", "phone"
+]
 
 _KINDS: dict[str, ChangeKind] = {
     CLOCK_CHANGED: "clock",
@@ -60,18 +71,22 @@ _KINDS: dict[str, ChangeKind] = {
     JOURNAL_CHANGED: "journal",
     STATE_RESET: "reset",
     DELIVERIES_CHANGED: "deliveries",
+    SMS_CHANGED: "sms",
 }
 _REQUEST_PREFIX = "ir_"
+_PHONE_PREFIX = phone_key("")
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """Something committed that a page may show: what kind, and of which request or feed."""
+    """Something committed that a page may show: what kind, and of which request, feed or
+    phone."""
 
     kind: ChangeKind
     request_id: str | None = None
     messenger_id: str | None = None
     operator_id: str | None = None
+    msisdn: str | None = None
 
 
 def classify(key: str) -> Change | None:
@@ -81,6 +96,8 @@ def classify(key: str) -> Change | None:
         return Change(kind)
     if key.startswith(_REQUEST_PREFIX):
         return Change("request", request_id=key)
+    if key.startswith(_PHONE_PREFIX):
+        return Change("phone", msisdn=key.removeprefix(_PHONE_PREFIX))
     parts = key.split(":")
     if len(parts) == 3 and feed_key(parts[1], parts[2]) == key:
         return Change("feed", messenger_id=parts[1], operator_id=parts[2])
@@ -221,6 +238,25 @@ class Backend:
         except NotFound:
             return None
 
+    async def subscriber_page(
+        self, selection: SubscriberFilter, *, after: str | None, limit: int
+    ) -> SubscriberPage:
+        """A keyset page of subscribers in number order (``GET /admin/v1/subscribers``)."""
+        return await self._services.subscribers.list_page(selection, after=after, limit=limit)
+
+    async def latest_sim_change(self, msisdn: str) -> datetime | None:
+        """When the number's SIM last changed, if ever (what ``retrieve-date`` answers)."""
+        latest = await self._services.db.read(lambda conn: sim_swaps.latest_swap(conn, msisdn))
+        return None if latest is None else ms_to_datetime(latest)
+
+    async def phone_messages(self, msisdn: str, *, limit: int) -> list[PhoneMessage]:
+        """The newest ``limit`` messages the phone received, oldest first, texts included
+        (``GET /admin/v1/phones/{msisdn}/messages`` reads the same inbox)."""
+        newest = await self._services.db.read(
+            lambda conn: phones.newest(conn, msisdn, after_sms_seq=0, limit=limit)
+        )
+        return [message.to_wire() for message in reversed(newest)]
+
     async def messengers(self) -> list[Messenger]:
         """Registered messengers, without secrets (``GET /admin/v1/messengers``)."""
         return await self._services.messengers.list_messengers()
@@ -249,11 +285,25 @@ class Backend:
         """Insert or replace subscribers (``POST /admin/v1/subscribers``)."""
         return await self._services.subscribers.upsert(subscribers)
 
+    async def record_sim_swap(self, msisdn: str, at: datetime | None) -> SimSwapRecorded:
+        """Record a SIM swap (``POST /admin/v1/subscribers/{msisdn}/sim-swap``)."""
+        return await self._services.sim_swaps.record(msisdn, at=at)
+
     async def create_messenger(
         self, request: web.Request, body: MessengerCreate
     ) -> MessengerCreated:
         """Register a messenger (``POST /admin/v1/messengers``); secrets are returned once."""
         return await self._services.messengers.create(body, own=listening_address(request))
+
+    async def rotate_key(self, messenger_id: str, grace: timedelta | None) -> KeyRotated:
+        """A new API key, returned once (``POST /admin/v1/messengers/{id}/rotate-key``)."""
+        return await self._services.messengers.rotate_key(messenger_id, grace)
+
+    async def rotate_webhook_secret(
+        self, messenger_id: str, grace: timedelta | None
+    ) -> WebhookSecretRotated:
+        """A new webhook secret, returned once (``POST .../rotate-webhook-secret``)."""
+        return await self._services.messengers.rotate_webhook_secret(messenger_id, grace)
 
     async def reset_messenger(self, messenger_id: str) -> None:
         """Clear one messenger's flow state (``POST /admin/v1/messengers/{id}/reset``)."""

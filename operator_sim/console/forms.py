@@ -8,31 +8,42 @@ message. Errors come out as :class:`errors.ValidationFailed` with one line per p
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from operator_sim import errors
+from operator_sim.console.backend import SubscriberFilter
 from operator_sim.wire import (
+    ID_PATTERN,
     ClockAdvance,
     ClockSet,
     MessengerCreate,
     PortRequest,
+    Rotation,
     RuleSpec,
+    SimSwapRecord,
     Subscriber,
     SubscriberIn,
+    is_msisdn,
 )
 
 __all__ = [
+    "SubscriberListing",
     "advance_form",
     "clock_form",
     "messenger_form",
     "port_form",
     "problems",
+    "rotation_form",
     "rule_form",
     "rule_json",
+    "sim_swap_form",
     "subscriber_form",
+    "subscriber_listing",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -188,3 +199,78 @@ def rule_json(text: str) -> RuleSpec:
         return RuleSpec.model_validate_json(text)
     except ValidationError as exc:
         raise _failed(exc) from None
+
+
+_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$")
+"""What a ``datetime-local`` input sends: a time without a zone (the console means UTC)."""
+
+
+def sim_swap_form(form: Form) -> SimSwapRecord:
+    """``at``: when the SIM changed, in UTC (empty: now). A ``datetime-local`` input sends
+    no zone; the simulation clock is shown in UTC, so that is what it means."""
+    at = _text(form, "at")
+    body: dict[str, Any] = {}
+    if at is not None:
+        body["at"] = at + "Z" if _LOCAL_TIME.fullmatch(at) else at
+    return _validate(SimSwapRecord, body)
+
+
+def rotation_form(form: Form) -> Rotation:
+    """``grace``: how long the previous credential keeps working (empty: it stops now)."""
+    grace = _duration(form, "grace")
+    return _validate(Rotation, {} if grace is None else {"grace": grace})
+
+
+_PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
+_ID = re.compile(ID_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberListing:
+    """A page of the subscriber list: the filter, and the number it starts after."""
+
+    selection: SubscriberFilter
+    after: str | None
+    params: dict[str, str]
+    """The filter's query parameters as given (without the cursor), for links."""
+
+
+def subscriber_listing(query: Form) -> SubscriberListing:
+    """The filters of ``GET /admin/v1/subscribers`` from the list's form, checked as the
+    API checks them; a problem is a :class:`errors.ValidationFailed` naming each field."""
+    lines: list[str] = []
+    operator_id = _text(query, "operator_id")
+    if operator_id is not None and not _ID.fullmatch(operator_id):
+        lines.append(f"operator_id: not an operator id ({ID_PATTERN})")
+    status = _text(query, "status")
+    if status not in (None, "active", "terminated"):
+        lines.append("status: active or terminated")
+    complete = _text(query, "data_complete")
+    if complete not in (None, "true", "false"):
+        lines.append("data_complete: true or false")
+    prefix = _text(query, "msisdn_prefix")
+    if prefix is not None and not _PREFIX.fullmatch(prefix):
+        lines.append("msisdn_prefix: + and 1 to 15 digits, the first 1-9, e.g. +7916")
+    after = _text(query, "after")
+    if after is not None and not is_msisdn(after):
+        lines.append("after: not a cursor; follow the list's own next-page link")
+    if lines:
+        raise errors.ValidationFailed(
+            "; ".join(lines), errors=[{"loc": [], "msg": line, "type": "form"} for line in lines]
+        )
+    given = {
+        "operator_id": operator_id,
+        "status": status,
+        "data_complete": complete,
+        "msisdn_prefix": prefix,
+    }
+    return SubscriberListing(
+        selection=SubscriberFilter(
+            operator_id=operator_id,
+            status=status,
+            data_complete=None if complete is None else complete == "true",
+            msisdn_prefix=prefix,
+        ),
+        after=after,
+        params={k: v for k, v in given.items() if v is not None},
+    )

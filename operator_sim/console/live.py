@@ -17,12 +17,14 @@ from operator_sim import errors
 from operator_sim.console.backend import Backend, Change, ChangeKind
 from operator_sim.wire import ENDPOINT_NAMES, ID_PATTERN, is_msisdn
 
-__all__ = ["JOURNAL_LIMIT", "LIST_LIMIT", "Part", "View", "view_for"]
+__all__ = ["JOURNAL_LIMIT", "LIST_LIMIT", "PHONE_LIMIT", "Part", "View", "view_for"]
 
 JOURNAL_LIMIT = 100
 """Journal entries a page shows (the newest)."""
 LIST_LIMIT = 100
 """Events a deliveries page shows (the newest)."""
+PHONE_LIMIT = 50
+"""Messages a phone's page shows (the newest)."""
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -56,11 +58,11 @@ class ClockPart(Part):
 
 
 class CountersPart(Part):
-    """Requests by status, codes, undelivered events."""
+    """Requests by status, codes, undelivered events, SMS in flight."""
 
     event = "counters"
     template = "fragments/counters.html"
-    kinds = frozenset({"journal", "request", "feed", "deliveries", "clock", "reset"})
+    kinds = frozenset({"journal", "request", "feed", "deliveries", "clock", "reset", "sms"})
 
     async def context(self, backend: Backend) -> dict[str, Any]:
         """The counts."""
@@ -123,6 +125,27 @@ class DeliveriesPart(Part):
         """The deliveries, newest first."""
         found = await backend.deliveries(messenger_id=self.messenger_id, limit=LIST_LIMIT)
         return {"deliveries": found}
+
+
+@dataclass(frozen=True)
+class PhonePart(Part):
+    """One phone's inbox: the newest messages it received, with their texts."""
+
+    msisdn: str = ""
+    event = "phone"
+    template = "fragments/phone_messages.html"
+    kinds = frozenset({"phone", "reset"})
+
+    def wants(self, change: Change) -> bool:
+        """Only a message reaching this phone, and resets (which empty inboxes)."""
+        if change.kind == "phone":
+            return change.msisdn == self.msisdn
+        return change.kind in self.kinds
+
+    async def context(self, backend: Backend) -> dict[str, Any]:
+        """The messages, oldest first (the newest at the bottom, as on a phone)."""
+        found = await backend.phone_messages(self.msisdn, limit=PHONE_LIMIT)
+        return {"phone_messages": found, "phone_limit": PHONE_LIMIT}
 
 
 class RulesPart(Part):
@@ -237,6 +260,11 @@ def view_for(page: str, params: Mapping[str, str]) -> View:
         return View(page, (clock, DeliveriesPart(messenger_id)), chosen)
     if page == "rules":
         return View(page, (clock, RulesPart()))
+    if page == "phones":
+        msisdn = _msisdn(params)
+        if msisdn is None:
+            return View(page, (clock,))
+        return View(page, (clock, PhonePart(msisdn)), {"msisdn": msisdn})
     if page in ("subscribers", "messengers"):
         return View(page, (clock,))
     raise errors.NotFound(kind="page", ident=page)

@@ -8,6 +8,7 @@ import structlog
 from aiohttp import web
 
 from operator_sim import errors
+from operator_sim.console import forms
 from operator_sim.console.live import JOURNAL_LIMIT, view_for
 from operator_sim.console.middleware import error_response, see_other, set_session_cookie
 from operator_sim.console.render import page, plain_page
@@ -21,6 +22,8 @@ __all__ = [
     "messengers",
     "not_found",
     "overview",
+    "phone",
+    "phones",
     "request_page",
     "rules",
     "sign_in",
@@ -34,6 +37,10 @@ log = structlog.get_logger("operator_sim.console")
 
 _SUBSCRIBER_JOURNAL = 20
 """Recent requests shown on a subscriber's page."""
+SUBSCRIBER_PAGE_SIZE = 50
+"""Subscribers a page of the list shows."""
+_LIST_FIELDS = ("operator_id", "status", "data_complete", "msisdn_prefix")
+_NUMBER_HINT = "Type the number in E.164 form: + and the digits, e.g. +79161234567."
 
 
 RULE_ENDPOINTS: tuple[str, ...] = get_args(RuleEndpoint)
@@ -68,19 +75,39 @@ async def request_page(request: web.Request) -> web.StreamResponse:
 
 
 async def subscribers(request: web.Request) -> web.StreamResponse:
-    """``/ui/subscribers``: find a subscriber by exact number."""
-    # TODO: a keyset-paged listing (operator, status, completeness, number prefix) once the
-    # admin API has one (GET /admin/v1/subscribers?after=...); this page then lists pages
-    # of subscriber-row entries under the search.
+    """``/ui/subscribers``: find a subscriber by exact number, or browse them a page at a
+    time in number order (the keyset pages of ``GET /admin/v1/subscribers``)."""
     backend = request.app[CONSOLE].backend
     query = request.query.get("msisdn", "").strip()
-    found, problem = None, None
+    found, problem, listing, rows, next_cursor = None, None, None, [], None
     if query:
         if is_msisdn(query):
             found = await backend.subscriber(query)
         else:
-            problem = "Type the number in E.164 form: + and the digits, e.g. +79161234567."
-    extra = {"query": query, "found": found, "problem": problem}
+            problem = _NUMBER_HINT
+    else:
+        try:
+            listing = forms.subscriber_listing(request.query)
+        except errors.ValidationFailed as exc:
+            problem = str(exc)
+        else:
+            listed = await backend.subscriber_page(
+                listing.selection, after=listing.after, limit=SUBSCRIBER_PAGE_SIZE
+            )
+            rows, next_cursor = listed.subscribers, listed.next_cursor
+    extra = {
+        "query": query,
+        "found": found,
+        "problem": problem,
+        "listing": listing,
+        "rows": rows,
+        "next_cursor": next_cursor,
+        "page_size": SUBSCRIBER_PAGE_SIZE,
+        "operators": await backend.operators(),
+        "filters": {} if listing is None else listing.params,
+        # What was typed, shown again in the form even when it was refused.
+        "entered": {name: request.query.get(name, "").strip() for name in _LIST_FIELDS},
+    }
     status = 422 if problem else 200
     return await page(
         request, "subscribers.html", view_for("subscribers", {}), extra, status=status
@@ -99,11 +126,34 @@ async def subscriber(request: web.Request) -> web.StreamResponse:
     extra = {
         "subscriber": found,
         "operators": await backend.operators(),
+        "sim_change": await backend.latest_sim_change(msisdn),
         "recent": await backend.calls(
             messenger_id=None, msisdn=msisdn, endpoint=None, limit=_SUBSCRIBER_JOURNAL
         ),
     }
     return await page(request, "subscriber.html", view_for("subscribers", {}), extra)
+
+
+async def phones(request: web.Request) -> web.StreamResponse:
+    """``/ui/phones``: a number's form; a valid number goes to its phone."""
+    query = request.query.get("msisdn", "").strip()
+    if query and is_msisdn(query):
+        return see_other(f"/ui/phones/{query}")
+    problem = _NUMBER_HINT if query else None
+    extra = {"query": query, "problem": problem}
+    return await page(
+        request, "phones.html", view_for("phones", {}), extra, status=422 if problem else 200
+    )
+
+
+async def phone(request: web.Request) -> web.StreamResponse:
+    """``/ui/phones/{msisdn}``: the phone's inbox, live."""
+    msisdn = request.match_info["msisdn"]
+    if not is_msisdn(msisdn):
+        raise errors.InvalidMsisdn(field="msisdn")
+    backend = request.app[CONSOLE].backend
+    extra = {"msisdn": msisdn, "subscriber": await backend.subscriber(msisdn)}
+    return await page(request, "phone.html", view_for("phones", {"msisdn": msisdn}), extra)
 
 
 async def messengers(request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from operator_sim.console.live import View
 from operator_sim.console.state import CONSOLE, SESSION
-from operator_sim.wire import Delivery, RuleMatch, format_timestamp
+from operator_sim.wire import SMS_GATEWAY, Delivery, RuleMatch, format_duration, format_timestamp
 
 __all__ = [
     "delivery_state",
@@ -23,12 +23,15 @@ __all__ = [
     "plain_page",
     "remaining",
     "setup",
+    "simtime",
+    "via",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _simtime(value: datetime | None) -> str:
+def simtime(value: datetime | None) -> str:
+    """A time as the console shows it: ``2026-03-01 12:00:00 UTC``; a dash for none."""
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -70,6 +73,11 @@ def delivery_state(delivery: Delivery) -> str:
     return "pending"
 
 
+def via(operator_id: str) -> str:
+    """Who an event came from: ``at alfa``, or ``via the SMS gateway`` for its own events."""
+    return "via the SMS gateway" if operator_id == SMS_GATEWAY else f"at {operator_id}"
+
+
 def _match_text(match: RuleMatch) -> str:
     given = match.model_dump(exclude_none=True)
     return ", ".join(f"{k} {v}" for k, v in given.items()) or "every request"
@@ -81,7 +89,9 @@ def _action_text(action: Any) -> str:
 
 
 _FILTERS: dict[str, Callable[..., Any]] = {
-    "simtime": _simtime,
+    "simtime": simtime,
+    "duration": format_duration,
+    "via": via,
     "rfc3339": _rfc3339,
     "epoch_ms": _epoch_ms,
     "scale": _scale,

@@ -40,7 +40,7 @@ from operator_sim.logs import is_enabled
 from operator_sim.server.calls import Call, Calls, Screened
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.outbox import Emitted, Outbox
-from operator_sim.server.waiters import Waiters
+from operator_sim.server.waiters import SMS_CHANGED, Waiters
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.store import Conn, Database, idempotency, jobs, phones, subscribers
 from operator_sim.store import operators as operators_table
@@ -171,6 +171,7 @@ class SmsGateway:
             raise errors.StoreError("a refused message without its refusal")
         if not accepted.replayed:
             self._scheduled_work.wake()
+            self._waiters.notify(SMS_CHANGED)
             self._metrics.child(self._metrics.sms_messages, "accepted").inc()
             if is_enabled(logging.INFO):
                 sms = accepted.sms
@@ -325,6 +326,8 @@ class SmsGateway:
         """After the scheduler's unit committed: events out, inboxes woken, counts, logs."""
         moved = [m for m in fired if m is not None]
         self._outbox.published([m.emitted for m in moved if m.emitted is not None])
+        if any(m.changed for m in moved):
+            self._waiters.notify(SMS_CHANGED)
         for m in moved:
             sms = m.sms
             if m.received:

@@ -12,6 +12,7 @@ __all__ = [
     "DELIVERIES_CHANGED",
     "JOURNAL_CHANGED",
     "RULES_CHANGED",
+    "SMS_CHANGED",
     "STATE_RESET",
     "Waiters",
     "messenger_key",
@@ -19,8 +20,8 @@ __all__ = [
 ]
 
 # Keys notified for changes that no long poll waits on, for listeners (the web console).
-# Request ids (`ir_...`), feed keys (`events:{messenger}:{operator}`) and messenger keys are
-# the others.
+# Request ids (`ir_...`), feed keys (`events:{messenger}:{operator}`), messenger keys and
+# phone keys (`phone:{msisdn}`, a message reached the phone) are the others.
 CLOCK_CHANGED = "clock"
 """The clock's mode, scale or time was set or advanced (not its steady running)."""
 RULES_CHANGED = "rules"
@@ -31,6 +32,8 @@ STATE_RESET = "reset"
 """Flow state was cleared (everything, or one messenger's)."""
 DELIVERIES_CHANGED = "deliveries"
 """An event was delivered on a channel (the feed returned it, or a webhook attempt ended)."""
+SMS_CHANGED = "sms"
+"""An SMS was accepted, or its status changed."""
 
 
 def messenger_key(messenger_id: str) -> str:

@@ -17,10 +17,13 @@ class Counts:
     codes: int
     undelivered_events: int
     """Events that neither the feed nor a webhook has delivered yet."""
+    sms_in_flight: int
+    """SMS accepted or sent, with no final status yet."""
 
 
 async def counts(conn: Conn) -> Counts:
-    """Requests by status, live codes and events not yet delivered on either channel."""
+    """Requests by status, live codes, events not yet delivered on either channel, and SMS
+    not yet final."""
     by_status = {"pending": 0, "answered": 0, "expired": 0}
     async with conn.execute(
         "SELECT status, count(*) FROM identification_requests GROUP BY status"
@@ -36,12 +39,18 @@ async def counts(conn: Conn) -> Counts:
     ) as cur:
         row = await cur.fetchone()
     undelivered = 0 if row is None else int(row[0])
+    async with conn.execute(
+        "SELECT count(*) FROM sms_messages WHERE status IN ('accepted', 'sent')"
+    ) as cur:
+        row = await cur.fetchone()
+    in_flight = 0 if row is None else int(row[0])
     return Counts(
         pending=by_status["pending"],
         answered=by_status["answered"],
         expired=by_status["expired"],
         codes=codes,
         undelivered_events=undelivered,
+        sms_in_flight=in_flight,
     )
 
 

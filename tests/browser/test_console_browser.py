@@ -214,6 +214,9 @@ def test_every_page_loads_without_errors(
         f"/ui/requests/{answered.id}",
         "/ui/subscribers?msisdn=%2B79000000001",
         "/ui/subscribers/+79000000001",
+        "/ui/subscribers?operator_id=alfa",
+        "/ui/phones",
+        "/ui/phones/+79000000011",
         "/ui/messengers",
         "/ui/deliveries",
         "/ui/rules",
@@ -242,3 +245,126 @@ def test_a_wrong_token_is_refused_on_the_sign_in_page(
     expect(page.get_by_role("heading", name="Fault rules")).to_be_visible()
     # The 401 of the refused attempt is the one error the browser reports.
     assert [p for p in problems.seen if "401" not in p] == []
+
+
+def test_an_sms_sent_through_the_api_appears_on_the_phone(
+    console: Page, opsim_server: ThreadedOperatorSim, problems: Problems
+) -> None:
+    console.get_by_role("link", name="Phones").click()
+    console.get_by_label("Number (E.164)").fill("+79000000011")
+    console.get_by_label("Number (E.164)").press("Enter")
+    expect(console.get_by_role("heading", name="Phone +79000000011")).to_be_visible()
+    _live(console)
+    _mark_page(console)
+    messages = console.get_by_test_id("phone-message")
+    expect(messages).to_have_count(0)
+    sent = requests.post(
+        f"{opsim_server.base_url}/sms/v1/messages",
+        json={"to": "+79000000011", "text": "Your code is 271828"},
+        headers=opsim_server.messenger_headers(),
+        timeout=10,
+    )
+    assert sent.status_code == 202
+    opsim_server.advance("PT1M")  # sent after a second, on the phone a few seconds later
+    expect(messages).to_have_count(1)
+    expect(messages).to_contain_text("Your code is 271828")
+    [received] = opsim_server.phone_messages("+79000000011")
+    expect(messages.locator("time")).to_have_text(_shown(received.received_at))
+    opsim_server.send_sms("+79000000011", "Your code is 314159")
+    opsim_server.advance("PT1M")
+    expect(messages).to_have_count(2)
+    expect(messages.last).to_contain_text("Your code is 314159")  # the newest at the bottom
+    assert _not_reloaded(console)
+    assert problems.seen == []
+
+
+def test_the_sim_swap_button_records_a_swap(
+    console: Page, opsim_server: ThreadedOperatorSim, problems: Problems
+) -> None:
+    console.goto(f"{opsim_server.base_url}/ui/subscribers/+79000000011")
+    now = opsim_server.clock().now
+    console.get_by_test_id("sim-swap").click()
+    expect(console.get_by_role("status").filter(has_text="SIM swap recorded now")).to_be_visible()
+    latest = console.locator("[data-sim-change]")
+    expect(latest).to_have_text(_shown(now))
+    checked = requests.post(
+        f"{opsim_server.base_url}/operators/alfa/sim-swap/v1/check",
+        json={"phoneNumber": "+79000000011", "maxAge": 1},
+        headers=opsim_server.messenger_headers(),
+        timeout=10,
+    )
+    assert checked.json() == {"swapped": True}
+    # An earlier swap, typed into the time field: the latest one stays.
+    console.get_by_label("SIM changed at (UTC, simulation time; empty: now)").fill(
+        (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    console.get_by_test_id("sim-swap").click()
+    expect(
+        console.get_by_role("status").filter(has_text=f"the latest SIM change is {_shown(now)}")
+    ).to_be_visible()
+    assert problems.seen == []
+
+
+def test_a_key_rotation_shows_the_new_key_once(
+    console: Page, opsim_server: ThreadedOperatorSim, problems: Problems
+) -> None:
+    acme = opsim_server.register_messenger("acme", name="Acme")
+    console.get_by_role("link", name="Messengers").click()
+    row = console.locator('[data-messenger-id="acme"]')
+    row.get_by_role("button", name="Rotate API key of acme").click()
+    shown = console.locator('[data-secret="api_key"]')
+    expect(shown).to_have_text(re.compile("^osk_"))
+    expect(console.get_by_role("status").filter(has_text="not shown again")).to_be_visible()
+    new_key = shown.inner_text()
+
+    def routing(key: str) -> int:
+        return requests.get(
+            f"{opsim_server.base_url}/v1/routing/+79000000001",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).status_code
+
+    assert routing(new_key) == 200
+    assert routing(acme.api_key) == 401
+    # With a day's grace the key it replaces keeps working.
+    row.get_by_label("The current one keeps working").select_option(label="1 day more")
+    row.get_by_role("button", name="Rotate API key of acme").click()
+    expect(shown).not_to_have_text(new_key)
+    expect(console.get_by_role("status").filter(has_text="keeps working until")).to_be_visible()
+    newest = shown.inner_text()
+    assert routing(newest) == 200
+    assert routing(new_key) == 200
+    console.reload()
+    expect(console.locator('[data-messenger-id="acme"]')).to_be_visible()
+    expect(console.locator("[data-secret]")).to_have_count(0)
+    assert newest not in console.content()
+    assert problems.seen == []
+
+
+def test_paging_through_the_subscriber_list(
+    console: Page, opsim_server: ThreadedOperatorSim, problems: Problems
+) -> None:
+    numbers = [f"+7916555{i:04d}" for i in range(120)]
+    opsim_server.add_subscribers(*({"msisdn": m, "operator_id": "beta"} for m in numbers))
+    console.get_by_role("link", name="Subscribers").click()
+    console.get_by_label("Operator").select_option("beta")
+    console.get_by_label("Number starts with").fill("+7916555")
+    console.get_by_role("button", name="Show").click()
+    rows = console.get_by_test_id("subscriber-row")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_have_attribute("data-msisdn", numbers[0])
+    expect(rows.last).to_have_attribute("data-msisdn", numbers[49])
+    console.get_by_role("link", name="Next page").click()
+    expect(rows.first).to_have_attribute("data-msisdn", numbers[50])
+    expect(rows).to_have_count(50)
+    console.get_by_role("link", name="Next page").click()
+    expect(rows).to_have_count(20)
+    expect(rows.last).to_have_attribute("data-msisdn", numbers[-1])
+    expect(console.get_by_role("link", name="Next page")).to_have_count(0)
+    expect(console.get_by_text("Last page")).to_be_visible()
+    console.get_by_role("link", name="First page").click()
+    expect(rows.first).to_have_attribute("data-msisdn", numbers[0])
+    expect(console.get_by_label("Number starts with")).to_have_value("+7916555")
+    rows.first.get_by_role("link").click()
+    expect(console.get_by_role("heading", name=f"Subscriber {numbers[0]}")).to_be_visible()
+    assert problems.seen == []

@@ -2,6 +2,7 @@
  * operator-sim console: keeps the simulation clock and the deadline countdowns moving
  * between the server's updates. The server sends the clock's state when it changes (mode,
  * scale, and simulation time at that moment); the page extrapolates from when it arrived.
+ * It also keeps a phone's screen scrolled to its newest message.
  */
 (function () {
   "use strict";
@@ -66,9 +67,30 @@
     }
   }
 
+  // A phone's screen shows its newest message (at the bottom), unless its reader scrolled up.
+  function stickToBottom() {
+    document.querySelectorAll(".phone-screen").forEach(function (el) {
+      if (!el.hasAttribute("data-scrolled-up")) {
+        el.scrollTop = el.scrollHeight;
+      }
+    });
+  }
+
+  function scrolled(event) {
+    var el = event.target;
+    if (el instanceof Element && el.classList.contains("phone-screen")) {
+      if (el.scrollHeight - el.scrollTop - el.clientHeight > 8) {
+        el.setAttribute("data-scrolled-up", "");
+      } else {
+        el.removeAttribute("data-scrolled-up");
+      }
+    }
+  }
+
   function refresh() {
     read();
     tick();
+    stickToBottom();
   }
 
   // Says in words whether the page is receiving updates.
@@ -81,6 +103,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("scroll", scrolled, true);
   document.addEventListener("htmx:afterSettle", refresh);
   document.addEventListener("htmx:sseOpen", function () {
     live("open", "live");
