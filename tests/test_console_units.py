@@ -38,6 +38,8 @@ from operator_sim.server.waiters import (
     SMS_CHANGED,
     Waiters,
 )
+from tests.conftest import AiohttpClient
+from tests.console_support import demo_console
 
 STATIC = Path(__file__).resolve().parent.parent / "operator_sim" / "console" / "static"
 
@@ -213,6 +215,37 @@ def test_hub_tells_what_a_position_missed() -> None:
     assert hub.missed(start, view.wants, view.events) == {"clock", "journal"}
     for unknown in (None, "", "garbage", "0000dead-1", f"{hub.boot}-999"):
         assert hub.missed(unknown, view.wants, view.events) == {"clock", "journal"}
+
+
+def test_a_change_nobody_watched_is_still_told_to_a_reconnect() -> None:
+    hub = Hub()
+    view = view_for("journal", {})
+    assert not hub.watching()
+    before = hub.position
+    hub.lapse(JOURNAL_CHANGED)  # a change went by while no page was open
+    hub.lapse("not a key the console shows")
+    assert hub.missed(before, view.wants, view.events) == {"journal"}
+    after = hub.position
+    assert hub.missed(after, view.wants, view.events) == set()
+    stream = hub.open(view.wants)
+    assert hub.watching()
+    hub.publish(Change("clock"))
+    assert hub.missed(after, view.wants, view.events) == {"clock"}
+    hub.discard(stream)
+    assert not hub.watching()
+
+
+async def test_a_stream_opened_after_an_unwatched_change_gets_it(
+    aiohttp_client: AiohttpClient, db_path: Path
+) -> None:
+    console = await demo_console(aiohttp_client, db_path)
+    page = await console.page("/ui/journal")
+    # No stream is open yet: the hub does not remember this call, and the stream that
+    # resumes from the page's position must get the journal anyway.
+    await console.identify("+79000000001")
+    stream = await console.stream(page)
+    journal = await stream.until("journal")
+    assert 'data-msisdn="+79000000001"' in journal.data
 
 
 def test_the_request_view_takes_only_its_own_request() -> None:

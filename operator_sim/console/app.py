@@ -70,7 +70,7 @@ def _console_app(server: web.Application) -> web.Application:
     app.on_response_prepare.append(on_prepare)
 
     async def listening(_: web.Application) -> AsyncIterator[None]:
-        unsubscribe = backend.subscribe(hub.publish)
+        unsubscribe = backend.subscribe(hub)
         yield
         unsubscribe()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from aiohttp import web
 
@@ -89,6 +89,22 @@ class Change:
     msisdn: str | None = None
 
 
+class Listener(Protocol):
+    """What receives the console's changes (the live hub)."""
+
+    def watching(self) -> bool:
+        """Whether any page is open to be told of changes."""
+        ...
+
+    def lapse(self, key: str) -> None:
+        """A change (its waiter key) went by while no page was open."""
+        ...
+
+    def publish(self, change: Change) -> None:
+        """A change a page may show."""
+        ...
+
+
 def classify(key: str) -> Change | None:
     """The change a waiter key announces; None for a key the console does not show."""
     kind = _KINDS.get(key)
@@ -149,13 +165,20 @@ class Backend:
 
     # --- notifications ---------------------------------------------------------------
 
-    def subscribe(self, listener: Callable[[Change], None]) -> Callable[[], None]:
-        """Call ``listener`` with every committed change the console can show."""
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Give ``listener`` every committed change the console can show.
+
+        While it watches nothing (no page open), it only notes the waiter keys: the
+        server's hot paths then pay no more than that.
+        """
 
         def on_key(key: str) -> None:
+            if not listener.watching():
+                listener.lapse(key)
+                return
             change = classify(key)
             if change is not None:
-                listener(change)
+                listener.publish(change)
 
         return self._services.waiters.subscribe(on_key)
 

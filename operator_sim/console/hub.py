@@ -21,7 +21,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from operator_sim.console.backend import Change
+from operator_sim.console.backend import Change, classify
 
 __all__ = ["Hub", "Stream"]
 
@@ -81,7 +81,9 @@ class Hub:
     def __init__(self, *, memory: int = 4096) -> None:
         self.boot = secrets.token_hex(4)
         self._seq = 0
-        self._recent: deque[tuple[int, Change]] = deque(maxlen=memory)
+        # A change nobody watched is kept as its waiter key, classified only if a
+        # reconnect asks what it missed: the server's hot paths pay for an append.
+        self._recent: deque[tuple[int, Change | str]] = deque(maxlen=memory)
         self._streams: set[Stream] = set()
 
     @property
@@ -96,6 +98,15 @@ class Hub:
         for stream in self._streams:
             stream.offer(change)
 
+    def watching(self) -> bool:
+        """Whether any stream is open."""
+        return bool(self._streams)
+
+    def lapse(self, key: str) -> None:
+        """A change went by with no stream open: remember its waiter key only."""
+        self._seq += 1
+        self._recent.append((self._seq, key))
+
     def missed(self, position: str | None, wants: Wants, every: Iterable[str]) -> set[str]:
         """The parts stale since ``position``; ``every`` part when that cannot be told."""
         seq = self._seq_of(position)
@@ -106,10 +117,12 @@ class Hub:
         if not self._recent or self._recent[0][0] > seq + 1:
             return set(every)  # some of what happened since is no longer remembered
         stale: set[str] = set()
-        for number, change in reversed(self._recent):
+        for number, noted in reversed(self._recent):
             if number <= seq:
                 break
-            stale.update(wants(change))
+            change = classify(noted) if isinstance(noted, str) else noted
+            if change is not None:
+                stale.update(wants(change))
         return stale
 
     def _seq_of(self, position: str | None) -> int | None:
