@@ -217,22 +217,24 @@ def test_hub_tells_what_a_position_missed() -> None:
         assert hub.missed(unknown, view.wants, view.events) == {"clock", "journal"}
 
 
-def test_a_change_nobody_watched_is_still_told_to_a_reconnect() -> None:
+def test_a_change_noted_by_its_key_is_worked_out_when_needed() -> None:
     hub = Hub()
     view = view_for("journal", {})
-    assert not hub.watching()
     before = hub.position
-    hub.lapse(JOURNAL_CHANGED)  # a change went by while no page was open
-    hub.lapse("not a key the console shows")
+    hub.note(JOURNAL_CHANGED)  # no stream open
+    hub.note("not a key the console shows")
     assert hub.missed(before, view.wants, view.events) == {"journal"}
     after = hub.position
     assert hub.missed(after, view.wants, view.events) == set()
-    stream = hub.open(view.wants)
-    assert hub.watching()
-    hub.publish(Change("clock"))
+    journal = hub.open(view.wants)
+    rules = hub.open(view_for("rules", {}).wants)
+    hub.note(CLOCK_CHANGED)
+    hub.note("not a key the console shows")
+    assert journal.take() == {"clock"}
+    assert rules.take() == {"clock"}
+    hub.note("not a key the console shows")
+    assert journal.take() == set()  # woken, but nothing of its page changed
     assert hub.missed(after, view.wants, view.events) == {"clock"}
-    hub.discard(stream)
-    assert not hub.watching()
 
 
 async def test_a_stream_opened_after_an_unwatched_change_gets_it(

@@ -92,16 +92,8 @@ class Change:
 class Listener(Protocol):
     """What receives the console's changes (the live hub)."""
 
-    def watching(self) -> bool:
-        """Whether any page is open to be told of changes."""
-        ...
-
-    def lapse(self, key: str) -> None:
-        """A change (its waiter key) went by while no page was open."""
-        ...
-
-    def publish(self, change: Change) -> None:
-        """A change a page may show."""
+    def note(self, key: str) -> None:
+        """A commit announced under ``key``; called on every commit, so it must be cheap."""
         ...
 
 
@@ -166,21 +158,8 @@ class Backend:
     # --- notifications ---------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Give ``listener`` every committed change the console can show.
-
-        While it watches nothing (no page open), it only notes the waiter keys: the
-        server's hot paths then pay no more than that.
-        """
-
-        def on_key(key: str) -> None:
-            if not listener.watching():
-                listener.lapse(key)
-                return
-            change = classify(key)
-            if change is not None:
-                listener.publish(change)
-
-        return self._services.waiters.subscribe(on_key)
+        """Tell ``listener`` of every commit, by its waiter key (see :func:`classify`)."""
+        return self._services.waiters.subscribe(listener.note)
 
     # --- clock -----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class Stream:
     def __init__(self, wants: Wants) -> None:
         self._wants = wants
         self._stale: set[str] = set()
+        self._keys: set[str] = set()
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self.closed = False
@@ -45,6 +46,13 @@ class Stream:
         if names:
             self._stale.update(names)
             self._wake.set()
+
+    def note(self, key: str) -> None:
+        """Note a committed change by its waiter key (called inside the server's notify,
+        on every commit: only a set insertion; what it makes stale is worked out when
+        the stream next wakes)."""
+        self._keys.add(key)
+        self._wake.set()
 
     def mark(self, names: Iterable[str]) -> None:
         """Mark parts stale directly (on connect, from what a reconnect missed)."""
@@ -70,6 +78,11 @@ class Stream:
 
     def take(self) -> set[str]:
         """The stale parts, now considered fresh."""
+        keys, self._keys = self._keys, set()
+        for key in keys:
+            change = classify(key)
+            if change is not None:
+                self._stale.update(self._wants(change))
         stale, self._stale = self._stale, set()
         self._wake.clear()
         return stale
@@ -81,7 +94,7 @@ class Hub:
     def __init__(self, *, memory: int = 4096) -> None:
         self.boot = secrets.token_hex(4)
         self._seq = 0
-        # A change nobody watched is kept as its waiter key, classified only if a
+        # Changes from the server are kept as their waiter keys, classified only if a
         # reconnect asks what it missed: the server's hot paths pay for an append.
         self._recent: deque[tuple[int, Change | str]] = deque(maxlen=memory)
         self._streams: set[Stream] = set()
@@ -98,14 +111,16 @@ class Hub:
         for stream in self._streams:
             stream.offer(change)
 
-    def watching(self) -> bool:
-        """Whether any stream is open."""
-        return bool(self._streams)
+    def note(self, key: str) -> None:
+        """Record a committed change by its waiter key, and note it on every open stream.
 
-    def lapse(self, key: str) -> None:
-        """A change went by with no stream open: remember its waiter key only."""
+        The server calls this on every commit: the key is classified only when a stream
+        or a reconnect needs to know what it makes stale.
+        """
         self._seq += 1
         self._recent.append((self._seq, key))
+        for stream in self._streams:
+            stream.note(key)
 
     def missed(self, position: str | None, wants: Wants, every: Iterable[str]) -> set[str]:
         """The parts stale since ``position``; ``every`` part when that cannot be told."""
