@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from operator_sim import errors
-from operator_sim.server.endpoints import Endpoint, Param, json_response
+from operator_sim.server.endpoints import Endpoint, Param, json_response, limit_param
 from operator_sim.server.journal import CodeFilter, JournalFilter
 from operator_sim.server.parsing import (
     BULK_BODY_LIMIT,
@@ -16,6 +16,7 @@ from operator_sim.server.parsing import (
     query_choice,
     query_id,
     query_int,
+    query_limit,
     query_msisdn,
     query_text,
     query_timestamp,
@@ -163,7 +164,7 @@ async def list_subscribers(request: web.Request) -> web.StreamResponse:
     after = _query_number_start(request, "after")
     if after is not None and not is_msisdn(after):
         raise _bad_query("after", "is not a cursor: pass the next_cursor of the previous page")
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    limit = query_limit(request)
     page = await request.app[SERVICES].subscribers.list_page(selection, after=after, limit=limit)
     return json_response(page)
 
@@ -193,7 +194,7 @@ def _journal_filter(request: web.Request, *, endpoints: bool = False) -> Journal
 async def list_requests(request: web.Request) -> web.StreamResponse:
     """The journal of identification POSTs, newest first."""
     selection = _journal_filter(request)
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    limit = query_limit(request)
     entries = await request.app[SERVICES].journal.requests(selection, limit=limit)
     return json_response(JournalPage(requests=entries))
 
@@ -208,7 +209,7 @@ async def count_requests(request: web.Request) -> web.StreamResponse:
 async def list_calls(request: web.Request) -> web.StreamResponse:
     """Every messenger-facing call, newest first."""
     selection = _journal_filter(request, endpoints=True)
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    limit = query_limit(request)
     entries = await request.app[SERVICES].journal.calls(selection, limit=limit)
     return json_response(CallPage(entries=entries))
 
@@ -227,7 +228,7 @@ async def list_codes(request: web.Request) -> web.StreamResponse:
         msisdn=query_msisdn(request, "msisdn"),
         state=query_choice(request, "state", ("live", "ended")),
     )
-    limit = query_int(request, "limit", default=100, low=1, high=1000)
+    limit = query_limit(request)
     codes = await request.app[SERVICES].journal.codes(selection, limit=limit)
     return json_response(CodeList(codes=codes))
 
@@ -411,11 +412,7 @@ ENDPOINTS = (
                 {"type": "string", "pattern": MSISDN_PATTERN},
                 "The next_cursor of the previous page (omit for the first page).",
             ),
-            Param(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                "At most this many subscribers.",
-            ),
+            limit_param("subscribers"),
         ),
         description="In number order, a page at a time: pass `next_cursor` as `after` "
         "until it is null. Pages cost the same however many subscribers there are, with "
@@ -481,11 +478,7 @@ ENDPOINTS = (
         problems=("validation_error", "invalid_msisdn"),
         params=(
             *_JOURNAL_FILTERS,
-            Param(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                "At most this many entries.",
-            ),
+            limit_param("entries"),
         ),
     ),
     Endpoint(
@@ -513,11 +506,7 @@ ENDPOINTS = (
         params=(
             *_JOURNAL_FILTERS,
             _ENDPOINT_FILTER,
-            Param(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                "At most this many entries.",
-            ),
+            limit_param("entries"),
         ),
         description="Every authenticated messenger-facing call, refused ones included, "
         "newest first; each was committed before its answer was sent. The journal keeps about "
@@ -555,11 +544,7 @@ ENDPOINTS = (
                 {"type": "string", "enum": ["live", "ended"]},
                 "Only live codes, or only ended ones (`ended_by` says how).",
             ),
-            Param(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                "At most this many codes.",
-            ),
+            limit_param("codes"),
         ),
     ),
     Endpoint(

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from operator_sim.server.calls import CALL
 from operator_sim.server.context import MESSENGER_ID
+from operator_sim.server.parsing import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from operator_sim.server.problems import status_for
 from operator_sim.server.services import SERVICES
 from operator_sim.wire import EndpointName
@@ -29,6 +30,20 @@ class Param:
     schema: Mapping[str, Any]
     description: str
     where: Literal["query", "header"] = "query"
+
+
+def limit_param(what: str) -> Param:
+    """The documented ``limit`` of a page of ``what`` (read by ``parsing.query_limit``)."""
+    return Param(
+        "limit",
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": PAGE_LIMIT_MAX,
+            "default": PAGE_LIMIT_DEFAULT,
+        },
+        f"At most this many {what}.",
+    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from operator_sim.domain.delivery import CURSOR_PATTERN
 from operator_sim.server.calls import CALL
-from operator_sim.server.endpoints import Endpoint, Param, json_response
+from operator_sim.server.endpoints import Endpoint, Param, json_response, limit_param
 from operator_sim.server.parsing import path_msisdn, query_id, query_int
 from operator_sim.server.services import SERVICES
 from operator_sim.wire import (
@@ -82,11 +82,7 @@ ENDPOINTS = (
                 {"type": "string", "pattern": CURSOR_PATTERN},
                 "The next_cursor of the previous page (omit to start at the oldest event).",
             ),
-            Param(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                "At most this many events.",
-            ),
+            limit_param("events"),
             Param(
                 "Prefer",
                 {"type": "string", "example": "wait=30"},

@@ -190,7 +190,7 @@ class Reader:
         """``after``, ``limit`` (1..1000, 100 by default) and ``Prefer: wait`` of a page."""
         return PageQuery(
             after=query_text(request, "after"),
-            limit=query_int(request, "limit", default=100, low=1, high=1000),
+            limit=query_limit(request),
             wait=self.prefer_wait(request),
         )
 
@@ -261,6 +261,16 @@ def query_id(request: web.Request, name: str) -> str | None:
             errors=[{"loc": ["query", name], "msg": "bad id", "type": "string_pattern_mismatch"}],
         )
     return raw
+
+
+PAGE_LIMIT_DEFAULT = 100
+PAGE_LIMIT_MAX = 1000
+"""``limit`` of a page: 1..PAGE_LIMIT_MAX items, PAGE_LIMIT_DEFAULT when absent."""
+
+
+def query_limit(request: web.Request) -> int:
+    """A page's ``limit`` query parameter (see :data:`PAGE_LIMIT_MAX`)."""
+    return query_int(request, "limit", default=PAGE_LIMIT_DEFAULT, low=1, high=PAGE_LIMIT_MAX)
 
 
 def query_int(request: web.Request, name: str, *, default: int, low: int, high: int) -> int:

@@ -6,7 +6,13 @@ from aiohttp import web
 
 from operator_sim.domain.delivery import CURSOR_PATTERN
 from operator_sim.server.calls import CALL
-from operator_sim.server.endpoints import Endpoint, Param, json_response, raw_json_response
+from operator_sim.server.endpoints import (
+    Endpoint,
+    Param,
+    json_response,
+    limit_param,
+    raw_json_response,
+)
 from operator_sim.server.parsing import idempotency_key, path_msisdn, query_text
 from operator_sim.server.phones import INBOX_CURSOR_PATTERN
 from operator_sim.server.services import SERVICES
@@ -80,12 +86,6 @@ async def get_phone_otp(request: web.Request) -> web.StreamResponse:
     return json_response(otp, headers={"Preference-Applied": f"wait={wait}"} if wait else None)
 
 
-_LIMIT = Param(
-    "limit",
-    {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-    "At most this many.",
-)
-
 ENDPOINTS = (
     Endpoint(
         "POST",
@@ -141,7 +141,7 @@ ENDPOINTS = (
                 {"type": "string", "pattern": CURSOR_PATTERN},
                 "The next_cursor of the previous page (omit to start at the oldest event).",
             ),
-            _LIMIT,
+            limit_param("events"),
             _prefer("when nothing is new"),
         ),
         description="`sms.status_changed` events, oldest first, at-least-once; the same "
@@ -163,7 +163,7 @@ ENDPOINTS = (
                 {"type": "string", "pattern": INBOX_CURSOR_PATTERN},
                 "The next_cursor of the previous page (omit to start at the oldest message).",
             ),
-            _LIMIT,
+            limit_param("messages"),
             _prefer("when no message is new"),
         ),
     ),
