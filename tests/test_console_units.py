@@ -186,14 +186,14 @@ def test_hub_marks_only_the_streams_a_change_concerns() -> None:
     hub = Hub()
     journal = hub.open(view_for("journal", {}).wants)
     rules = hub.open(view_for("rules", {}).wants)
-    hub.publish(Change("journal"))
+    hub.note(JOURNAL_CHANGED)
     assert journal.take() == {"journal"}
     assert rules.take() == {"rules"}  # hit counts change with the journal
-    hub.publish(Change("feed", messenger_id="m", operator_id="o"))
+    hub.note(feed_key("m", "o"))
     assert journal.take() == set()
     assert rules.take() == set()
     hub.discard(rules)
-    hub.publish(Change("rules"))
+    hub.note(RULES_CHANGED)
     assert rules.take() == set()
     assert len(hub) == 1
 
@@ -203,14 +203,14 @@ def test_hub_tells_what_a_position_missed() -> None:
     view = view_for("journal", {})
     start = hub.position
     assert hub.missed(start, view.wants, view.events) == set()
-    hub.publish(Change("clock"))
+    hub.note(CLOCK_CHANGED)
     assert hub.missed(start, view.wants, view.events) == {"clock"}
     middle = hub.position
-    hub.publish(Change("journal"))
+    hub.note(JOURNAL_CHANGED)
     assert hub.missed(middle, view.wants, view.events) == {"journal"}
     assert hub.missed(start, view.wants, view.events) == {"clock", "journal"}
-    hub.publish(Change("rules"))
-    hub.publish(Change("rules"))
+    hub.note(RULES_CHANGED)
+    hub.note(RULES_CHANGED)
     # `start` is older than the hub remembers: everything is sent again.
     assert hub.missed(start, view.wants, view.events) == {"clock", "journal"}
     for unknown in (None, "", "garbage", "0000dead-1", f"{hub.boot}-999"):

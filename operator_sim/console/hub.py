@@ -1,10 +1,10 @@
 """Fan-out of committed changes to the open live streams, and what a reconnect missed.
 
-The server announces every commit that matters (a request answered, an event written, the
-clock moved, ...) as a :class:`~operator_sim.console.backend.Change`. The hub numbers
-them, keeps the most recent ones, and marks on each open :class:`Stream` the parts of
-its page that the change makes stale. Nothing polls: an idle stream waits on an event
-that only a change sets.
+The server announces every commit (a request answered, an event written, the clock
+moved, ...) by its waiter key. The hub numbers the keys, keeps the most recent ones, and
+hands each to every open :class:`Stream`; a stream works out, when it wakes, which parts
+of its page the keys' changes (:func:`~operator_sim.console.backend.classify`) make
+stale. Nothing polls: an idle stream waits on an event that only a change sets.
 
 A stream's position is ``{boot}-{seq}``: the process it came from and how many changes
 that process had published. Every message carries it as its SSE ``id``, so a browser
@@ -39,13 +39,6 @@ class Stream:
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self.closed = False
-
-    def offer(self, change: Change) -> None:
-        """Mark what ``change`` makes stale (called inside the server's notify: cheap)."""
-        names = self._wants(change)
-        if names:
-            self._stale.update(names)
-            self._wake.set()
 
     def note(self, key: str) -> None:
         """Note a committed change by its waiter key (called inside the server's notify,
@@ -96,20 +89,13 @@ class Hub:
         self._seq = 0
         # Changes from the server are kept as their waiter keys, classified only if a
         # reconnect asks what it missed: the server's hot paths pay for an append.
-        self._recent: deque[tuple[int, Change | str]] = deque(maxlen=memory)
+        self._recent: deque[tuple[int, str]] = deque(maxlen=memory)
         self._streams: set[Stream] = set()
 
     @property
     def position(self) -> str:
         """Where the hub stands now, as a stream position."""
         return f"{self.boot}-{self._seq}"
-
-    def publish(self, change: Change) -> None:
-        """Record a committed change and mark every stream it concerns."""
-        self._seq += 1
-        self._recent.append((self._seq, change))
-        for stream in self._streams:
-            stream.offer(change)
 
     def note(self, key: str) -> None:
         """Record a committed change by its waiter key, and note it on every open stream.
@@ -132,10 +118,10 @@ class Hub:
         if not self._recent or self._recent[0][0] > seq + 1:
             return set(every)  # some of what happened since is no longer remembered
         stale: set[str] = set()
-        for number, noted in reversed(self._recent):
+        for number, key in reversed(self._recent):
             if number <= seq:
                 break
-            change = classify(noted) if isinstance(noted, str) else noted
+            change = classify(key)
             if change is not None:
                 stale.update(wants(change))
         return stale
