@@ -41,7 +41,6 @@ from operator_sim.wire import (
     ClockView,
     Delivery,
     IdentificationRequest,
-    JournalEntry,
     KeyRotated,
     LifecycleResult,
     Messenger,
@@ -182,13 +181,6 @@ class Backend:
     async def counts(self) -> Counts:
         """Requests by status, codes, and events waiting for delivery."""
         return await self._services.db.read(overview.counts)
-
-    async def journal(
-        self, *, messenger_id: str | None, msisdn: str | None, limit: int
-    ) -> list[JournalEntry]:
-        """The journal of identification POSTs, newest first (``GET /admin/v1/requests``)."""
-        selection = JournalFilter(messenger_id=messenger_id, msisdn=msisdn)
-        return await self._services.journal.requests(selection, limit=limit)
 
     async def calls(
         self,
