@@ -139,6 +139,13 @@ class PageQuery:
         return {"Preference-Applied": f"wait={self.wait}"} if self.wait else {}
 
 
+def _validated(model: type[M], raw: bytes) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise translate_validation(exc) from None
+
+
 class Reader:
     """Reads request bodies and ``Prefer: wait`` within the server's settings."""
 
@@ -152,10 +159,7 @@ class Reader:
         raw = await _read(request, limit, self._patience)
         if not raw.strip():
             raise errors.InvalidJson("the body is empty; send a JSON object")
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            raise translate_validation(exc) from None
+        return _validated(model, raw)
 
     async def options(self, request: web.Request, model: type[M]) -> M:
         """A JSON object of optional fields; no body at all means every default."""
@@ -163,10 +167,7 @@ class Reader:
         if not raw.strip():
             return model()
         _require_json(request)
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            raise translate_validation(exc) from None
+        return _validated(model, raw)
 
     async def empty(self, request: web.Request) -> None:
         """Accept an empty body, or ``{}`` sent as JSON, for calls that take no input."""
