@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from operator_sim.domain import (
+    RuleIndex,
     choose_rule,
     glob_matches,
     is_present,
@@ -16,6 +17,7 @@ from operator_sim.domain import (
     plan_answer,
     resolve_routing,
 )
+from operator_sim.domain.rules import rule_matches
 from operator_sim.wire import RuleSpec
 
 MIN = 60_000
@@ -151,3 +153,48 @@ def test_choose_rule_respects_messenger_and_operator() -> None:
     )
     assert hit is not None
     assert updates == [("only", "a", 1)]
+
+
+_NUMBERS = ("+79000000001", "+79000000002", "+79000000003")
+
+
+@st.composite
+def _rule_sets(draw: st.DrawFn) -> list[RuleSpec]:
+    """Rules on a few endpoints naming a number, a glob or none, for a few messengers."""
+    specs = []
+    for i in range(draw(st.integers(0, 12))):
+        match: dict[str, str] = {
+            "endpoint": draw(st.sampled_from(["identification.create", "code.register"]))
+        }
+        number = draw(st.sampled_from([None, *_NUMBERS, "+790000000*", "+7900*2"]))
+        if number is not None:
+            match["msisdn"] = number
+        if draw(st.booleans()):
+            match["messenger_id"] = draw(st.sampled_from(["m1", "m2"]))
+        specs.append(
+            RuleSpec.model_validate({"id": f"r{i}", "match": match, "action": {"type": "drop"}})
+        )
+    return specs
+
+
+@given(
+    _rule_sets(),
+    st.sampled_from(["identification.create", "code.register", "routing.get"]),
+    st.sampled_from([None, *_NUMBERS, "+79000000009"]),
+    st.sampled_from(["m1", "m2"]),
+)
+def test_rule_index_finds_every_matching_rule_in_order(
+    specs: list[RuleSpec], endpoint: str, msisdn: str | None, messenger_id: str
+) -> None:
+    def matching(rules: list[RuleSpec]) -> list[str]:
+        return [
+            r.id
+            for r in rules
+            if rule_matches(
+                r, messenger_id=messenger_id, operator_id=None, msisdn=msisdn, endpoint=endpoint
+            )
+        ]
+
+    candidates = RuleIndex(specs).candidates(endpoint, msisdn)
+    assert matching(candidates) == matching(specs)
+    assert [r.id for r in candidates] == [r.id for r in specs if r in candidates]  # in order

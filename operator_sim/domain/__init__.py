@@ -9,6 +9,7 @@ from operator_sim.domain.identification import (
 )
 from operator_sim.domain.rules import (
     RuleHit,
+    RuleIndex,
     by_chance,
     choose_rule,
     draw_delay,
@@ -21,6 +22,7 @@ __all__ = [
     "DEADLINE",
     "AnswerPlan",
     "RuleHit",
+    "RuleIndex",
     "by_chance",
     "choose_rule",
     "draw_delay",

@@ -7,6 +7,7 @@ server makes the same decisions for the same sequence of requests.
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import math
 import random
 from collections.abc import Callable, Iterable
@@ -45,6 +46,41 @@ def rule_matches(
         and (match.msisdn is None or (msisdn is not None and glob_matches(match.msisdn, msisdn)))
         and (match.event_type is None or match.event_type == event_type)
     )
+
+
+class RuleIndex:
+    """Rules grouped by the endpoint they act on and the exact number they name.
+
+    A call is tried against :meth:`candidates` only: the rules of its endpoint that name
+    its number exactly or name none (or a glob), in matching order. Every rule that
+    :func:`rule_matches` a call is among them, so matching the candidates finds what
+    matching every rule would, without trying the rest.
+    """
+
+    __slots__ = ("_named", "_open")
+
+    def __init__(self, rules: Iterable[RuleSpec]) -> None:
+        named: dict[tuple[str, str], list[tuple[int, RuleSpec]]] = {}
+        unnamed: dict[str, list[tuple[int, RuleSpec]]] = {}
+        for position, rule in enumerate(rules):
+            number, endpoint = rule.match.msisdn, rule.match.endpoint
+            if number is not None and "*" not in number:
+                named.setdefault((endpoint, number), []).append((position, rule))
+            else:
+                unnamed.setdefault(endpoint, []).append((position, rule))
+        self._named = {key: tuple(group) for key, group in named.items()}
+        self._open = {key: tuple(group) for key, group in unnamed.items()}
+
+    def candidates(self, endpoint: str, msisdn: str | None) -> list[RuleSpec]:
+        """The rules that may match a call to ``endpoint`` about ``msisdn``, in order."""
+        named = () if msisdn is None else self._named.get((endpoint, msisdn), ())
+        unnamed = self._open.get(endpoint, ())
+        if not named:
+            return [rule for _, rule in unnamed]
+        if not unnamed:
+            return [rule for _, rule in named]
+        # Positions are unique: the merge never compares two rules.
+        return [rule for _, rule in heapq.merge(named, unnamed)]
 
 
 def counter_scope(rule: RuleSpec, messenger_id: str) -> str:

@@ -24,7 +24,7 @@ from operator_sim.logs import is_enabled
 from operator_sim.server.calls import Call, Calls, Screened
 from operator_sim.server.metrics import Metrics
 from operator_sim.server.operators import Operators
-from operator_sim.server.outbox import NOTIFY, NOTIFY_JOB, Emitted, Outbox
+from operator_sim.server.outbox import NOTIFY_JOB, Emitted, Outbox
 from operator_sim.server.waiters import Waiters, messenger_key, wait_for
 from operator_sim.server.wakeups import Wakeup
 from operator_sim.store import Conn, Database, idempotency, jobs, subscribers
@@ -76,6 +76,12 @@ class Created:
     replayed: bool
     scheduled: bool
     emitted: tuple[Emitted, ...] = ()
+    rendered: str | None = None
+    """``request.to_json()``, when it was rendered already (for its event)."""
+
+    def to_json(self) -> str:
+        """The request as the messenger sees it, rendered once."""
+        return self.request.to_json() if self.rendered is None else self.rendered
 
 
 def fingerprint(operator_id: str, msisdn: str) -> str:
@@ -138,8 +144,7 @@ class Identification:
         self._operators.check(operator_id)
         call.msisdn = msisdn
         messenger_id = call.messenger_id
-        rules = await self._calls.rules()
-        notify = [r for r in rules if r.match.endpoint == NOTIFY]
+        rules = await self._calls.rules()  # screens the call, and the event it may emit
         key_print = fingerprint(operator_id, msisdn) if idempotency_key is not None else ""
         now = call.received_at
 
@@ -174,7 +179,7 @@ class Identification:
                 return None, screened, 0
             created = await self._insert(
                 conn,
-                notify,
+                rules,
                 now=now,
                 messenger_id=messenger_id,
                 operator_id=operator_id,
@@ -202,7 +207,9 @@ class Identification:
             raise errors.StoreError("a refused request without its refusal")
         self._announce(created)
         settled = await self._settle(created.request, wait)
-        return created if settled is created.request else replace(created, request=settled)
+        if settled is created.request:
+            return created
+        return replace(created, request=settled, rendered=None)
 
     async def _insert(
         self,
@@ -233,16 +240,19 @@ class Identification:
         )
         await requests_table.insert_request(conn, request)
         if plan.immediate:
+            rendered = request.to_json()
             event = await self._outbox.emit_answered(
                 conn,
                 notify,
                 messenger_id=messenger_id,
                 operator_id=operator_id,
                 msisdn=msisdn,
-                request_json=request.to_json(),
+                request_json=rendered,
                 at_ms=now,
             )
-            return Created(request, replayed=False, scheduled=False, emitted=(event,))
+            return Created(
+                request, replayed=False, scheduled=False, emitted=(event,), rendered=rendered
+            )
         if plan.answer_at_ms is not None:
             # Inserted before the expiry, so an answer due exactly at the deadline fires first.
             await jobs.add_job(

@@ -55,7 +55,7 @@ async def create_identification_request(request: web.Request) -> web.StreamRespo
     headers = _request_headers(created.request, wait)
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return raw_json_response(created.request.to_json(), 201, headers)
+    return raw_json_response(created.to_json(), 201, headers)
 
 
 async def get_identification_request(request: web.Request) -> web.StreamResponse:

@@ -92,8 +92,9 @@ class Outbox:
         self._rulebook = rulebook
 
     async def notify_rules(self) -> tuple[RuleSpec, ...]:
-        """The notification rules, read outside the unit that emits events."""
-        return tuple(r for r in await self._rulebook.rules() if r.match.endpoint == NOTIFY)
+        """The rules the events a unit emits are screened against (those of
+        ``event.notify``), read outside that unit."""
+        return await self._rulebook.rules()
 
     async def emit_answered(
         self,

@@ -13,7 +13,7 @@ from datetime import timedelta
 import structlog
 
 from operator_sim import errors
-from operator_sim.domain import choose_rule, realise
+from operator_sim.domain import RuleIndex, choose_rule, realise
 from operator_sim.domain.draws import NumberedDraws
 from operator_sim.domain.rules import counter_scope, rule_matches
 from operator_sim.server.metrics import Metrics
@@ -87,6 +87,8 @@ class Rulebook:
         self._operators = operators
         self._seed = seed
         self._cached: tuple[RuleSpec, ...] | None = None
+        self._index: RuleIndex | None = None
+        """The cached rules' index: a call is tried only against those that may match it."""
         self._version = 0
 
     # --- the cache, outside units ------------------------------------------------------
@@ -99,13 +101,13 @@ class Rulebook:
         version = self._version
         loaded = tuple(await self._db.read(rules_table.list_rules))
         if version == self._version:  # not changed while it was read
-            self._cached = loaded
+            self._cached, self._index = loaded, RuleIndex(loaded)
         return loaded
 
     def changed(self) -> None:
         """Forget the cached rules: they were added, removed or reset."""
         self._version += 1
-        self._cached = None
+        self._cached = self._index = None
         self._waiters.notify(RULES_CHANGED)
 
     # --- inside a unit ----------------------------------------------------------------
@@ -121,10 +123,21 @@ class Rulebook:
         endpoint: str = "identification.create",
         event_type: str | None = None,
     ) -> RuleSpec | None:
-        """The rule that applies to this call (any delay drawn), with counters updated."""
+        """The rule that applies to this call (any delay drawn), with counters updated.
+
+        ``rules`` is what :meth:`rules` returned (or any other list, tried whole).
+        """
+        index = self._index
+        tried = (
+            index.candidates(endpoint, msisdn)
+            if index is not None and rules is self._cached
+            else rules
+        )
+        if not tried:
+            return None
         matching = [
             r
-            for r in rules
+            for r in tried
             if rule_matches(
                 r,
                 messenger_id=messenger_id,

@@ -62,15 +62,17 @@ class _Statement:
         self._raw, self._sql, self._parameters = raw, sql, parameters
         self._cursor: sqlite3.Cursor | None = None
 
-    async def _run(self) -> _Cursor:
+    def _run(self) -> _Cursor:
         self._cursor = self._raw.execute(self._sql, self._parameters)
         return _Cursor(self._cursor)
 
     def __await__(self) -> Generator[Any, None, _Cursor]:
-        return self._run().__await__()
+        # A generator that finishes at its first step: no coroutine of its own to create.
+        return self._run()
+        yield  # makes this a generator function; never reached
 
     async def __aenter__(self) -> _Cursor:
-        return await self._run()
+        return self._run()
 
     async def __aexit__(
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
