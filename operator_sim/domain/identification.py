@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from operator_sim.wire import (
     IDENTIFICATION_DEADLINE,
@@ -51,8 +50,7 @@ def resolve_routing(
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerPlan:
+class AnswerPlan(NamedTuple):
     """When and how a new request will be answered."""
 
     received_at_ms: int

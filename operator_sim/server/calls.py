@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -90,8 +91,7 @@ CALL = web.RequestKey("call", Call)
 """The call a messenger-facing request makes, set by its route's guard."""
 
 
-@dataclass(frozen=True, slots=True)
-class Screened:
+class Screened(NamedTuple):
     """What the fault rules decided for a call, inside its unit."""
 
     rule: RuleSpec | None

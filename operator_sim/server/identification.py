@@ -10,9 +10,8 @@ import functools
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import structlog
 
@@ -68,8 +67,7 @@ class JobHandler(Protocol[T]):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Created:
+class Created(NamedTuple):
     """The outcome of an identification POST."""
 
     request: StoredRequest
@@ -209,7 +207,7 @@ class Identification:
         settled = await self._settle(created.request, wait)
         if settled is created.request:
             return created
-        return replace(created, request=settled, rendered=None)
+        return created._replace(request=settled, rendered=None)
 
     async def _insert(
         self,
@@ -440,7 +438,7 @@ async def _fire(conn: Conn, job: jobs.Job) -> tuple[StoredRequest, str] | None:
         await requests_table.set_answer(
             conn, req.id, status="expired", result=None, answered_at=None
         )
-        return replace(req, status="expired"), "expired"
+        return req._replace(status="expired"), "expired"
     if job.kind == "answer":
         if req.status == "answered":
             return None
@@ -449,7 +447,7 @@ async def _fire(conn: Conn, job: jobs.Job) -> tuple[StoredRequest, str] | None:
         await requests_table.set_answer(
             conn, req.id, status="answered", result=result, answered_at=job.due_at
         )
-        answered = replace(req, status="answered", result=result, answered_at=job.due_at)
+        answered = req._replace(status="answered", result=result, answered_at=job.due_at)
         return answered, ("late" if job.due_at > req.due_at else "answered")
     log.warning("unknown_job_kind", kind=job.kind, job_id=job.id)
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.ids import new_id
@@ -59,8 +59,7 @@ def feed_key(messenger_id: str, operator_id: str) -> str:
     return f"events:{messenger_id}:{operator_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class Emitted:
+class Emitted(NamedTuple):
     """An event written in a transaction that has not been announced yet."""
 
     event_id: str
@@ -285,8 +284,7 @@ class Outbox:
             self._webhook_work.wake()
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):
     """An event to write: who it is for, when it happened, and its JSON."""
 
     event_id: str

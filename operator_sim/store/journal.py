@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.store.conn import Conn
@@ -15,8 +16,7 @@ def _ts(ms: int | None) -> object:
     return None if ms is None else ms_to_datetime(ms)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One messenger-facing call as the journal keeps it."""
 
     messenger_id: str
@@ -33,6 +33,13 @@ class Entry:
     replayed: bool = False
 
 
+_INSERT_ENTRY = (
+    f"INSERT INTO journal ({', '.join(Entry._fields)}) "  # noqa: S608 (constant columns)
+    f"VALUES ({', '.join('?' * len(Entry._fields))})"
+)
+"""An entry's fields are the table's columns of the same names: the entry is the row."""
+
+
 async def add(conn: Conn, entry: Entry, *, cap: int | None = None) -> int:
     """Record one call, keeping about ``cap`` entries. Returns how many were dropped.
 
@@ -42,24 +49,7 @@ async def add(conn: Conn, entry: Entry, *, cap: int | None = None) -> int:
     neighbouring rows costs far less than a thousand deletes of one (at most ``cap`` plus
     1% are kept meanwhile; under 200 the cap holds exactly).
     """
-    cur = await conn.execute(
-        "INSERT INTO journal (messenger_id, endpoint, method, path, operator_id, msisdn, "
-        "request_id, http_status, rule_id, replayed, received_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.messenger_id,
-            entry.endpoint,
-            entry.method,
-            entry.path,
-            entry.operator_id,
-            entry.msisdn,
-            entry.request_id,
-            entry.http_status,
-            entry.rule_id,
-            int(entry.replayed),
-            entry.received_at,
-        ),
-    )
+    cur = await conn.execute(_INSERT_ENTRY, entry)
     newest = cur.lastrowid
     if cap is None or newest is None or newest <= cap or newest % trim_step(cap):
         return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.store.conn import Conn
@@ -16,8 +15,7 @@ def _ts(ms: int | None) -> object:
     return None if ms is None else ms_to_datetime(ms)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRequest:
+class StoredRequest(NamedTuple):
     """An identification request as stored, with its owner."""
 
     id: str
@@ -73,14 +71,12 @@ class StoredRequest:
         )
 
 
-_REQUEST_COLUMNS = (
-    "id, messenger_id, operator_id, msisdn, status, result, received_at, due_at, answered_at, "
-    "rule_id"
-)
+_REQUEST_COLUMNS = ", ".join(StoredRequest._fields)
+"""The table's columns, named as the fields: a row is a request, a request the row."""
 
 
 def _request(row: sqlite3.Row) -> StoredRequest:
-    return StoredRequest(*(row[i] for i in range(10)))
+    return StoredRequest._make(row)
 
 
 async def insert_request(conn: Conn, req: StoredRequest) -> None:
@@ -88,18 +84,7 @@ async def insert_request(conn: Conn, req: StoredRequest) -> None:
     await conn.execute(
         f"INSERT INTO identification_requests ({_REQUEST_COLUMNS}) "  # noqa: S608 (constant columns)
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            req.id,
-            req.messenger_id,
-            req.operator_id,
-            req.msisdn,
-            req.status,
-            req.result,
-            req.received_at,
-            req.due_at,
-            req.answered_at,
-            req.rule_id,
-        ),
+        req,  # its fields are the columns, in order
     )
 
 

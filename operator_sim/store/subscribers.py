@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from operator_sim.clock import ms_to_datetime
 from operator_sim.store.conn import Conn
@@ -341,8 +341,7 @@ def _subscriber(row: Any) -> Subscriber:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
+class Standing(NamedTuple):
     """The fields presence is decided on; no personal data."""
 
     operator_id: str
