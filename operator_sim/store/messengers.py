@@ -170,15 +170,6 @@ async def rotate_webhook_secret(
     return cursor.rowcount > 0
 
 
-async def webhook_url(conn: Conn, messenger_id: str) -> str | None:
-    """Where a messenger wants events pushed, if anywhere."""
-    async with conn.execute(
-        "SELECT webhook_url FROM messengers WHERE id = ?", (messenger_id,)
-    ) as cur:
-        row = await cur.fetchone()
-    return None if row is None else row[0]
-
-
 async def webhook_secrets(conn: Conn, messenger_id: str) -> WebhookSecrets | None:
     """The secrets a messenger's webhooks are signed with."""
     async with conn.execute(

@@ -26,36 +26,29 @@ async def insert_event(
     occurred_at: int,
     deliver_by: int,
     body: str,
-    webhook_url: str | None,
     delivered_from: int | None = None,
     copies: int = 1,
 ) -> None:
-    """Write one event to the outbox, with a webhook delivery due when wanted.
+    """Write one event to the outbox, with a webhook delivery due if the messenger has a
+    webhook URL.
 
-    The webhook delivery starts at ``delivered_from`` (by default when the event occurred:
-    a notification made late starts later, and gets its own 24 hours); ``copies`` times
+    The URL is read by the same statement, so it is the messenger's as of this
+    transaction: a change of URL and an event are ordered by their commits. The webhook
+    delivery starts at ``delivered_from`` (by default when the event occurred: a
+    notification made late starts later, and gets its own 24 hours); ``copies`` times
     the event is delivered, on both channels.
     """
-    pending = webhook_url is not None
     start = occurred_at if delivered_from is None else delivered_from
     await conn.execute(
         "INSERT INTO events (id, messenger_id, operator_id, type, occurred_at, deliver_by, body, "
         "webhook_url, webhook_state, webhook_base, webhook_next_at, copies) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event_id,
-            messenger_id,
-            operator_id,
-            type_,
-            occurred_at,
-            deliver_by,
-            body,
-            webhook_url,
-            "pending" if pending else None,
-            start if pending else None,
-            start if pending else None,
-            copies,
-        ),
+        "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, m.webhook_url, "
+        "CASE WHEN m.webhook_url IS NULL THEN NULL ELSE 'pending' END, "
+        "CASE WHEN m.webhook_url IS NULL THEN NULL ELSE ?8 END, "
+        "CASE WHEN m.webhook_url IS NULL THEN NULL ELSE ?8 END, ?9 "
+        # One row whether or not the messenger is still there (no URL then).
+        "FROM (SELECT 1) LEFT JOIN messengers AS m ON m.id = ?2",
+        (event_id, messenger_id, operator_id, type_, occurred_at, deliver_by, body, start, copies),
     )
 
 
