@@ -12,6 +12,8 @@ the line, in the layout of structlog's JSONRenderer, straight to bytes.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import io
 import logging
 import re
@@ -238,15 +240,20 @@ class _Output:
     """What every logger writes to: one line per event on the configured stream.
 
     Lines in bytes go to the stream's binary buffer when it has one, skipping the text
-    layer.
+    layer. On an event loop's thread they are flushed once the loop has run what is ready
+    now, so the lines of one turn of the loop (a busy server's requests) cost one write
+    between them; elsewhere each line is flushed at once.
     """
 
     def __init__(self) -> None:
         self._text: TextIO = sys.stderr
         self._binary: io.BufferedIOBase | None = None
+        self._flush_due: asyncio.AbstractEventLoop | None = None
+        """The loop that will flush the lines written since the last flush."""
 
     def use(self, stream: TextIO) -> None:
         """Write to ``stream`` from now on."""
+        self.flush()
         stream.flush()  # nothing the text layer holds may come after a line written below it
         self._text = stream
         binary = getattr(stream, "buffer", None)
@@ -257,17 +264,38 @@ class _Output:
         if isinstance(message, bytes):
             if self._binary is not None:
                 self._binary.write(message + b"\n")
-                self._binary.flush()
+                self._flush_soon()
                 return
             message = message.decode()
         self._text.write(message + "\n")
         self._text.flush()
+
+    def _flush_soon(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop on this thread: at once
+            self.flush()
+            return
+        if self._flush_due is loop:
+            return
+        # Another loop owing a flush may never run it (it may be stopping): this one
+        # flushes too, which is harmless.
+        self._flush_due = loop
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write out what the buffer holds."""
+        self._flush_due = None
+        # A closed stream wrote out what it held when it was closed.
+        if self._binary is not None and not self._binary.closed:
+            self._binary.flush()
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
 
 
 _OUTPUT = _Output()
+atexit.register(_OUTPUT.flush)  # lines of a loop's last turn, should it stop before flushing
 _CHAIN: list[Processor] = []
 """The processor chain configure_logging() gave structlog."""
 
