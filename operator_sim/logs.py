@@ -104,7 +104,11 @@ def mask_phone_numbers(
         kind = type(value)
         if kind is str:
             # Shorter than seven characters, a string cannot hold seven digits.
-            if len(value) < 7 or value in _CLEAN or key in _UNMASKED_KEYS:
+            if len(value) < 7 or key in _UNMASKED_KEYS:
+                continue
+            # An ASCII identifier (a request id, an event's name) holds no number: each of
+            # its digits follows a word character, where no number may begin.
+            if (value.isascii() and value.isidentifier()) or value in _CLEAN:
                 continue
             if _maybe_number(value) is not None:
                 event_dict[key] = mask_text(value)
@@ -239,10 +243,11 @@ def processors(renderer: Literal["json", "console"]) -> list[Processor]:
 class _Output:
     """What every logger writes to: one line per event on the configured stream.
 
-    Lines in bytes go to the stream's binary buffer when it has one, skipping the text
-    layer. On an event loop's thread they are flushed once the loop has run what is ready
-    now, so the lines of one turn of the loop (a busy server's requests) cost one write
-    between them; elsewhere each line is flushed at once.
+    Lines go to a binary buffer below the stream's text layer when there is one (lines in
+    bytes skip that layer). On an event loop's thread the buffer is flushed once the loop
+    has run what is ready now, so the lines of one turn of the loop (a busy server's
+    requests) cost one write between them; elsewhere each line is flushed at once.
+    stdlib logging's lines come here too (:meth:`write`), in order with the others.
     """
 
     def __init__(self) -> None:
@@ -256,21 +261,28 @@ class _Output:
         self.flush()
         stream.flush()  # nothing the text layer holds may come after a line written below it
         self._text = stream
-        binary = getattr(stream, "buffer", None)
-        self._binary = binary if isinstance(binary, io.BufferedIOBase) else None
+        self._binary = _buffer_below(stream)
 
     def msg(self, message: str | bytes) -> None:
         """Write ``message`` as one line."""
         if isinstance(message, bytes):
-            if self._binary is not None:
-                self._binary.write(message + b"\n")
-                self._flush_soon()
-                return
-            message = message.decode()
-        self._text.write(message + "\n")
-        self._text.flush()
+            self._write_bytes(message + b"\n")
+        else:
+            self.write(message + "\n")
 
-    def _flush_soon(self) -> None:
+    def write(self, text: str) -> None:
+        """Write ``text`` as it is."""
+        if self._binary is None:
+            self._text.write(text)
+            self._text.flush()
+            return
+        self._write_bytes(text.encode(self._text.encoding, self._text.errors or "strict"))
+
+    def _write_bytes(self, data: bytes) -> None:
+        if self._binary is None:
+            self.write(data.decode())
+            return
+        self._binary.write(data)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop on this thread: at once
@@ -292,6 +304,19 @@ class _Output:
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
+
+
+def _buffer_below(stream: TextIO) -> io.BufferedIOBase | None:
+    """A binary buffer writing to what ``stream`` writes to, if it has one."""
+    below = getattr(stream, "buffer", None)
+    if isinstance(below, io.BufferedIOBase):
+        return below
+    if isinstance(below, io.FileIO) and not below.closed and below.writable():
+        # Standard error's text layer writes straight to its file, a system call per
+        # line: the lines get a buffer of their own, over the same descriptor, which it
+        # never closes.
+        return io.BufferedWriter(io.FileIO(below.fileno(), "w", closefd=False))
+    return None
 
 
 _OUTPUT = _Output()
@@ -341,14 +366,14 @@ class _QuietBadRequests(logging.Filter):
         return True
 
 
-def _route_stdlib(out: TextIO, renderer: Literal["json", "console"], level: int) -> None:
+def _route_stdlib(renderer: Literal["json", "console"], level: int) -> None:
     """Send stdlib logging (aiohttp's own messages) through the same masking chain."""
     chain = processors(renderer)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *chain[:-1]],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _text(chain[-1])],
     )
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(_OUTPUT)  # in order with structlog's lines
     handler.setFormatter(formatter)
     handler.addFilter(_QuietBadRequests())
     root = logging.getLogger()
@@ -401,7 +426,7 @@ def configure_logging(
     global _threshold, _CHAIN
     level_no = logging.getLevelNamesMapping()[level.upper()]
     _threshold = level_no
-    _route_stdlib(out, renderer, level_no)
+    _route_stdlib(renderer, level_no)
     _CHAIN = processors(renderer)
     _OUTPUT.use(out)
     structlog.configure(

@@ -108,3 +108,42 @@ def test_lines_left_in_the_buffer_are_written_at_exit(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     assert _events(path) == ["last_words"]
+
+
+def test_standard_error_gets_a_loops_lines_in_one_write_and_stdlib_lines_in_order(
+    tmp_path: Path,
+) -> None:
+    # As the server runs with its log redirected to a file: standard error's text layer
+    # writes straight to the file, so without a buffer of their own every line would
+    # cost a system call.
+    path = tmp_path / "stderr.log"
+    script = (
+        "import asyncio, logging, os, structlog\n"
+        "from operator_sim.logs import configure_logging\n"
+        "configure_logging('info', 'auto')\n"
+        "log = structlog.get_logger()\n"
+        "async def main():\n"
+        "    log.info('first')\n"
+        "    log.info('second')\n"
+        "    held = os.fstat(2).st_size\n"
+        "    await asyncio.sleep(0)\n"
+        "    await asyncio.sleep(0)\n"
+        "    turned = os.fstat(2).st_size\n"
+        "    log.info('third')\n"
+        "    logging.getLogger('aiohttp.server').warning('fourth')\n"
+        "    print(held, turned)\n"
+        "asyncio.run(main())\n"
+    )
+    with path.open("wb") as stderr:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            stderr=stderr,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    held, turned = map(int, done.stdout.split())
+    assert held == 0  # both lines still in the buffer while the loop runs what is ready
+    assert turned > 0  # written once it had
+    assert _events(path) == ["first", "second", "third", "fourth"]
