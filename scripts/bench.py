@@ -235,18 +235,19 @@ def copy_db(src: Path, dst: Path) -> None:
 
 
 def numbers_file(db: Path, path: Path, n: int = 2000) -> None:
-    """Half present (active, complete, at alfa) and half absent numbers, shuffled."""
+    """Half present (active, complete, at alfa) and half absent numbers, shuffled; the same
+    ones for the same database."""
     with sqlite3.connect(db) as conn:
-        present = [
+        eligible = [
             r[0]
             for r in conn.execute(
                 "SELECT msisdn FROM subscribers WHERE operator_id = 'alfa' AND status = 'active' "
-                "AND data_complete = 1 AND source = 'seed' ORDER BY random() LIMIT ?",
-                (n // 2,),
+                "AND data_complete = 1 AND source = 'seed' ORDER BY msisdn"
             )
         ]
         stored = {r[0] for r in conn.execute("SELECT msisdn FROM subscribers")} if n else set()
     rng = random.Random(1801)  # noqa: S311 (test data)
+    present = rng.sample(eligible, min(n // 2, len(eligible)))
     absent: list[str] = []
     while len(absent) < n // 2:
         candidate = f"+7900{rng.randrange(10_000_000):07d}"
