@@ -12,8 +12,6 @@ the line, in the layout of structlog's JSONRenderer, straight to bytes.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import io
 import logging
 import re
@@ -241,24 +239,21 @@ def processors(renderer: Literal["json", "console"]) -> list[Processor]:
 
 
 class _Output:
-    """What every logger writes to: one line per event on the configured stream.
+    """What every logger writes to: one line per event on the configured stream, written
+    out before the call returns, so that a server killed at any moment has logged every
+    request it answered.
 
     Lines go to a binary buffer below the stream's text layer when there is one (lines in
-    bytes skip that layer). On an event loop's thread the buffer is flushed once the loop
-    has run what is ready now, so the lines of one turn of the loop (a busy server's
-    requests) cost one write between them; elsewhere each line is flushed at once.
-    stdlib logging's lines come here too (:meth:`write`), in order with the others.
+    bytes skip that layer), flushed line by line: one system call a line. stdlib
+    logging's lines come here too (:meth:`write`), in order with the others.
     """
 
     def __init__(self) -> None:
         self._text: TextIO = sys.stderr
         self._binary: io.BufferedIOBase | None = None
-        self._flush_due: asyncio.AbstractEventLoop | None = None
-        """The loop that will flush the lines written since the last flush."""
 
     def use(self, stream: TextIO) -> None:
         """Write to ``stream`` from now on."""
-        self.flush()
         stream.flush()  # nothing the text layer holds may come after a line written below it
         self._text = stream
         self._binary = _buffer_below(stream)
@@ -283,24 +278,7 @@ class _Output:
             self.write(data.decode())
             return
         self._binary.write(data)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop on this thread: at once
-            self.flush()
-            return
-        if self._flush_due is loop:
-            return
-        # Another loop owing a flush may never run it (it may be stopping): this one
-        # flushes too, which is harmless.
-        self._flush_due = loop
-        loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write out what the buffer holds."""
-        self._flush_due = None
-        # A closed stream wrote out what it held when it was closed.
-        if self._binary is not None and not self._binary.closed:
-            self._binary.flush()
+        self._binary.flush()
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
@@ -312,15 +290,13 @@ def _buffer_below(stream: TextIO) -> io.BufferedIOBase | None:
     if isinstance(below, io.BufferedIOBase):
         return below
     if isinstance(below, io.FileIO) and not below.closed and below.writable():
-        # Standard error's text layer writes straight to its file, a system call per
-        # line: the lines get a buffer of their own, over the same descriptor, which it
-        # never closes.
+        # Standard error's text layer writes straight to its file: the lines get a buffer
+        # of their own below it, over the same descriptor, which it never closes.
         return io.BufferedWriter(io.FileIO(below.fileno(), "w", closefd=False))
     return None
 
 
 _OUTPUT = _Output()
-atexit.register(_OUTPUT.flush)  # lines of a loop's last turn, should it stop before flushing
 _CHAIN: list[Processor] = []
 """The processor chain configure_logging() gave structlog."""
 

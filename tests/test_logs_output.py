@@ -1,5 +1,6 @@
-"""Where log lines go and when: a loop's lines are written out once it has run what is
-ready, every other line at once, and none is held back by a loop that stopped."""
+"""Where log lines go and when: every line is written out before the logging call
+returns, on an event loop or not, and on standard error below its text layer, with
+stdlib logging's lines in order among structlog's."""
 
 from __future__ import annotations
 
@@ -34,88 +35,38 @@ def _events(path: Path) -> list[str]:
     return [line.split('"event": "')[1].split('"')[0] for line in path.read_text().splitlines()]
 
 
-def test_a_loops_lines_are_written_out_once_it_has_run_what_is_ready(log_file: Path) -> None:
+def test_a_line_on_an_event_loop_is_written_before_the_loop_turns(log_file: Path) -> None:
+    # A server killed right after answering has the request's line: nothing waits for
+    # a later turn of the loop.
     log = structlog.get_logger("test")
 
-    async def requests() -> list[str]:
-        log.info("first")
-        log.info("second")
-        await asyncio.sleep(0)  # the loop turns
-        await asyncio.sleep(0)
+    async def request() -> list[str]:
+        log.info("answered")
         return _events(log_file)
 
-    assert asyncio.run(requests()) == ["first", "second"]
+    assert asyncio.run(request()) == ["answered"]
 
 
-def test_a_line_outside_any_loop_is_written_at_once(log_file: Path) -> None:
-    structlog.get_logger("test").info("at_once")
-    assert _events(log_file) == ["at_once"]
-
-
-def _stopped_loop_owing_a_flush(log: structlog.typing.FilteringBoundLogger) -> None:
-    """A loop that writes a line and stops before the turn that would flush it."""
-    loop = asyncio.new_event_loop()
-
-    def last_words() -> None:
-        log.info("last_words")
-        loop.stop()  # this turn is its last: the flush it scheduled never runs
-
-    loop.call_soon(last_words)
-    loop.run_forever()
-    loop.close()
-
-
-def test_a_loop_that_stopped_before_flushing_holds_back_no_later_line(log_file: Path) -> None:
+def test_lines_from_another_thread_are_written_at_once_and_in_order(log_file: Path) -> None:
     log = structlog.get_logger("test")
-    _stopped_loop_owing_a_flush(log)
-    assert _events(log_file) == []  # still in the buffer
+    log.info("first")
     done = threading.Event()
 
-    def elsewhere() -> None:  # a thread with no loop writes at once, the line before too
+    def elsewhere() -> None:
         log.info("elsewhere")
         done.set()
 
     threading.Thread(target=elsewhere).start()
     assert done.wait(10)
-    assert _events(log_file) == ["last_words", "elsewhere"]
+    assert _events(log_file) == ["first", "elsewhere"]
 
 
-def test_another_loop_does_not_wait_for_one_that_stopped(log_file: Path) -> None:
-    log = structlog.get_logger("test")
-    _stopped_loop_owing_a_flush(log)
-
-    async def later() -> list[str]:
-        log.info("in_new_loop")
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        return _events(log_file)
-
-    assert asyncio.run(later()) == ["last_words", "in_new_loop"]
-
-
-def test_lines_left_in_the_buffer_are_written_at_exit(tmp_path: Path) -> None:
-    path = tmp_path / "exit.log"
-    script = (
-        "import asyncio, sys, structlog\n"
-        "from operator_sim.logs import configure_logging\n"
-        f"configure_logging('info', 'json', open({str(path)!r}, 'w'))\n"
-        "loop = asyncio.new_event_loop()\n"
-        "def last():\n"
-        "    structlog.get_logger().info('last_words')\n"
-        "    loop.stop()\n"
-        "loop.call_soon(last)\n"
-        "loop.run_forever()\n"
-    )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-    assert _events(path) == ["last_words"]
-
-
-def test_standard_error_gets_a_loops_lines_in_one_write_and_stdlib_lines_in_order(
+def test_standard_error_gets_each_line_at_once_and_stdlib_lines_in_order(
     tmp_path: Path,
 ) -> None:
-    # As the server runs with its log redirected to a file: standard error's text layer
-    # writes straight to the file, so without a buffer of their own every line would
-    # cost a system call.
+    # As the server runs with its log redirected to a file: the lines are written below
+    # standard error's text layer, each before the call returns, and aiohttp's lines
+    # (stdlib logging) take their place among them.
     path = tmp_path / "stderr.log"
     script = (
         "import asyncio, logging, os, structlog\n"
@@ -124,14 +75,10 @@ def test_standard_error_gets_a_loops_lines_in_one_write_and_stdlib_lines_in_orde
         "log = structlog.get_logger()\n"
         "async def main():\n"
         "    log.info('first')\n"
-        "    log.info('second')\n"
-        "    held = os.fstat(2).st_size\n"
-        "    await asyncio.sleep(0)\n"
-        "    await asyncio.sleep(0)\n"
-        "    turned = os.fstat(2).st_size\n"
+        "    after_first = os.fstat(2).st_size\n"
+        "    logging.getLogger('aiohttp.server').warning('second')\n"
         "    log.info('third')\n"
-        "    logging.getLogger('aiohttp.server').warning('fourth')\n"
-        "    print(held, turned)\n"
+        "    print(after_first, os.fstat(2).st_size)\n"
         "asyncio.run(main())\n"
     )
     with path.open("wb") as stderr:
@@ -143,7 +90,7 @@ def test_standard_error_gets_a_loops_lines_in_one_write_and_stdlib_lines_in_orde
             check=True,
             timeout=60,
         )
-    held, turned = map(int, done.stdout.split())
-    assert held == 0  # both lines still in the buffer while the loop runs what is ready
-    assert turned > 0  # written once it had
-    assert _events(path) == ["first", "second", "third", "fourth"]
+    after_first, after_third = map(int, done.stdout.split())
+    assert after_first > 0  # on disk while the loop was still in the same callback
+    assert after_third == path.stat().st_size  # nothing was left to write at exit
+    assert _events(path) == ["first", "second", "third"]
