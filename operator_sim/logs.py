@@ -291,7 +291,8 @@ def _buffer_below(stream: TextIO) -> io.BufferedIOBase | None:
         return below
     if isinstance(below, io.FileIO) and not below.closed and below.writable():
         # Standard error's text layer writes straight to its file: the lines get a buffer
-        # of their own below it, over the same descriptor, which it never closes.
+        # of their own below it, over the same descriptor, which it never closes. Flushed
+        # after every line, it still writes a line whole when the system takes it in parts.
         return io.BufferedWriter(io.FileIO(below.fileno(), "w", closefd=False))
     return None
 
