@@ -260,25 +260,22 @@ class _Output:
 
     def msg(self, message: str | bytes) -> None:
         """Write ``message`` as one line."""
-        if isinstance(message, bytes):
-            self._write_bytes(message + b"\n")
-        else:
+        if isinstance(message, str):
             self.write(message + "\n")
+        elif self._binary is None:
+            self.write(message.decode() + "\n")
+        else:
+            self._binary.write(message + b"\n")
+            self._binary.flush()
 
     def write(self, text: str) -> None:
         """Write ``text`` as it is."""
         if self._binary is None:
             self._text.write(text)
             self._text.flush()
-            return
-        self._write_bytes(text.encode(self._text.encoding, self._text.errors or "strict"))
-
-    def _write_bytes(self, data: bytes) -> None:
-        if self._binary is None:
-            self.write(data.decode())
-            return
-        self._binary.write(data)
-        self._binary.flush()
+        else:
+            self._binary.write(text.encode(self._text.encoding, self._text.errors or "strict"))
+            self._binary.flush()
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
